@@ -1,0 +1,18 @@
+# emoflow: labelled videos -> multimodal emotion predictions.
+# Wiring only: the config is validated and the DAG's inputs are planned in
+# rules/common.smk; each stage lives in one rules/*.smk file and calls src/emoflow.
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/demo.smk"
+include: "rules/dataset.smk"
+include: "rules/media.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        targets(),

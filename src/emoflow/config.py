@@ -1,0 +1,161 @@
+"""Load, merge and validate the configuration (JSON schema, defaults filled).
+
+``load_config(["config.yaml", "configs/paired_av.yaml"])`` merges the files left to
+right (dicts deep-merged, everything else replaced), fills defaults from
+``schemas/config.schema.yaml``, and checks what a schema cannot: the label space
+exists, label maps name real classes, the data root exists when a manifest uses it.
+Errors name the file and the key.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from emoflow.errors import ConfigError
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+DATA_ROOT_ENV = "EMOFLOW_DATA_ROOT"
+
+
+def load_yaml(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def schema(name: str = "config") -> dict:
+    return load_yaml(SCHEMA_DIR / f"{name}.schema.yaml")
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """A new dict: ``override`` merged into ``base`` (nested dicts merged key by key)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _with_defaults(validator_class):
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema_):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema_)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def validate(instance: dict, schema_: dict, source: str = "config") -> dict:
+    """Validate ``instance`` in place (filling defaults); raise one readable error."""
+    cls = _with_defaults(jsonschema.validators.validator_for(schema_))
+    errors = sorted(cls(schema_).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors:
+            where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+            lines.append(f"  - {where}: {err.message}")
+        raise ConfigError(f"{source}: invalid configuration:\n" + "\n".join(lines))
+    return instance
+
+
+def repo_root() -> Path:
+    """The checkout this package runs from (src layout: src/emoflow -> repo)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def resolve_data_root(cfg: dict, base_dir: str | os.PathLike | None = None) -> Path:
+    """config ``data_root`` > $EMOFLOW_DATA_ROOT > ``../shared/data`` beside the repo."""
+    base = Path(base_dir) if base_dir else repo_root()
+    value = cfg.get("data_root") or os.environ.get(DATA_ROOT_ENV)
+    if value:
+        root = Path(value)
+        return root if root.is_absolute() else (base / root).resolve()
+    return (base / ".." / "shared" / "data").resolve()
+
+
+def _check_labels(cfg: dict, source: str) -> None:
+    spaces = cfg["label_spaces"]
+    name = cfg["dataset"]["label_space"]
+    if name not in spaces:
+        known = ", ".join(sorted(spaces)) or "none"
+        raise ConfigError(f"{source}: dataset.label_space: unknown label space {name!r} (known: {known})")
+    for src, targets in cfg["label_maps"].items():
+        if src not in spaces:
+            raise ConfigError(f"{source}: label_maps.{src}: no label space named {src!r}")
+        for dst, mapping in targets.items():
+            where = f"{source}: label_maps.{src}.{dst}"
+            if dst not in spaces:
+                raise ConfigError(f"{where}: no label space named {dst!r}")
+            for a, b in mapping.items():
+                if a not in spaces[src]:
+                    raise ConfigError(f"{where}: {a!r} is not a class of {src}")
+                if b is not None and b not in spaces[dst]:
+                    raise ConfigError(f"{where}: {a!r} maps to {b!r}, not a class of {dst}")
+    if cfg["dataset"]["source"] == "demo":
+        missing = [c for c in cfg["demo"]["classes"] if c not in spaces[name]]
+        if missing:
+            raise ConfigError(f"{source}: demo.classes {missing} are not in label space {name!r}")
+
+
+def finalize(cfg: dict, source: str = "config", base_dir: str | os.PathLike | None = None) -> dict:
+    """Validate a merged config dict (a copy, defaults filled) and resolve paths."""
+    cfg = validate(copy.deepcopy(cfg), schema("config"), source)
+    _check_labels(cfg, source)
+    data_root = resolve_data_root(cfg, base_dir)
+    cfg["data_root"] = str(data_root)
+    ds = cfg["dataset"]
+    if ds["source"] == "manifest":
+        if not ds["manifest"]:
+            raise ConfigError(f"{source}: dataset.manifest is required when dataset.source is 'manifest'")
+        uses_root = "{data_root}" in ds["manifest"]
+        manifest = Path(ds["manifest"].replace("{data_root}", str(data_root)))
+        if not manifest.is_absolute():  # relative to the working directory, as in Snakemake
+            manifest = Path.cwd() / manifest
+        if uses_root and not data_root.is_dir():
+            raise ConfigError(
+                f"{source}: the data root {data_root} does not exist; set data_root in the config "
+                f"or ${DATA_ROOT_ENV} to the folder holding the shared data"
+            )
+        if not manifest.is_file():
+            raise ConfigError(f"{source}: dataset.manifest: {manifest} does not exist")
+        ds["manifest"] = str(manifest.resolve())
+    return cfg
+
+
+def load_config(paths, overrides: dict | None = None, base_dir=None) -> dict:
+    """Merge YAML files (and ``overrides``) left to right and finalize."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    merged: dict = {}
+    for p in paths:
+        merged = deep_merge(merged, load_yaml(p))
+    if overrides:
+        merged = deep_merge(merged, overrides)
+    source = " + ".join(str(p) for p in paths) or "config"
+    return finalize(merged, source, base_dir)
+
+
+def stage_slice(cfg: dict, *keys: str) -> str:
+    """Canonical JSON of the named config sections: a rule's ``params`` for caching."""
+    return json.dumps({k: cfg[k] for k in keys}, sort_keys=True, separators=(",", ":"))

@@ -1,0 +1,1 @@
+"""The dataset: manifest validation, label spaces, shard assignment."""

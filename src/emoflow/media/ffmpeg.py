@@ -1,0 +1,107 @@
+"""Running ffmpeg/ffprobe: argument lists (never a shell), time limits, clean errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+from emoflow.errors import MediaError
+
+
+def require(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise MediaError(f"{binary} not found on PATH: install ffmpeg (scripts/setup.sh does)")
+    return path
+
+
+def last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def ffprobe(path: str | os.PathLike, timeout: float) -> dict:
+    """ffprobe's JSON (format + streams) for ``path``; ``MediaError`` naming the cause."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: file not found")
+    if path.is_dir():
+        raise MediaError(f"{path}: is a directory")
+    if path.stat().st_size == 0:
+        raise MediaError(f"{path}: zero-byte file")
+    cmd = [require("ffprobe"), "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "--", str(path)]
+    cmd = cmd[:-2] + [f"file:{path}"]  # 'file:' keeps names like 'a:b.mp4' or '-x.mp4' literal
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise MediaError(f"{path}: ffprobe did not finish within {timeout:g} s") from None
+    err = proc.stderr.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise MediaError(f"{path}: not a readable media file ({last_line(err) or f'ffprobe exit {proc.returncode}'})")
+    try:
+        info = json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
+    except json.JSONDecodeError:
+        raise MediaError(f"{path}: ffprobe printed unreadable output") from None
+    if not info.get("streams"):
+        raise MediaError(f"{path}: no audio or video streams ({last_line(err) or 'ffprobe found none'})")
+    return info
+
+
+class Process:
+    """An ffmpeg process whose stdout we stream; stderr goes to a temp file (no pipe
+    deadlock); killed when it exceeds ``timeout`` seconds in total."""
+
+    def __init__(self, cmd: list[str], timeout: float):
+        import time
+
+        self.cmd = cmd
+        self.timeout = timeout
+        self._deadline = time.monotonic() + timeout
+        self._err = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._err, start_new_session=True
+        )
+        self.timed_out = False
+
+    def expired(self) -> bool:
+        import time
+
+        return time.monotonic() > self._deadline
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def finish(self) -> tuple[int, str]:
+        """Wait (within the time limit); return (exit code, stderr text)."""
+        import time
+
+        try:
+            self.proc.wait(timeout=max(0.1, self._deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.timed_out = True
+            self.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._err.seek(0)
+        err = self._err.read().decode("utf-8", "replace")
+        self._err.close()
+        return self.proc.returncode, err
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+        if not self._err.closed:
+            self.finish()
+        return False
