@@ -3,7 +3,7 @@
 # rules/common.smk; each stage lives in one rules/*.smk file and calls src/emoflow.
 
 
-configfile: "config.yaml"
+configfile: f"{workflow.basedir}/config.yaml"
 
 
 include: "rules/common.smk"

@@ -1,7 +1,7 @@
 """Real face photos shipped by installed packages, and synthetic expressions on them.
 
 Identities: the astronaut (scikit-image ``data.astronaut``), Grace Hopper
-(matplotlib's sample data) and the 100 LFW faces of scikit-image's ``lfw_subset``.
+(matplotlib's sample data) and 20 frontal LFW faces of scikit-image's ``lfw_subset``.
 Each comes with five hand-placed landmarks (eyes, nose tip, mouth corners; for LFW the
 canonical positions of its aligned 25x25 crops).  An expression is a piecewise-affine
 warp that moves mouth corners, lips and brows by class-specific amounts (in units of
@@ -40,6 +40,11 @@ def _patch(img: Image.Image, lm: np.ndarray, scale: float = 3.0) -> tuple[np.nda
     return np.asarray(patch), (lm + pad - [box[0], box[1]]) * k
 
 
+# LFW faces (indices into lfw_subset) seen frontal, with a closed mouth where the
+# canonical landmarks put it: the expression warp lands on the right features.
+LFW_FRONTAL = (3, 7, 14, 15, 20, 24, 27, 41, 44, 58, 60, 62, 63, 66, 72, 73, 86, 92, 95, 98)
+
+
 @functools.lru_cache(maxsize=1)
 def base_faces() -> tuple[BaseFace, ...]:
     from skimage import data
@@ -56,9 +61,10 @@ def base_faces() -> tuple[BaseFace, ...]:
         faces.append(BaseFace("grace_hopper", *_patch(hopper, lm)))
     except (ImportError, FileNotFoundError):  # matplotlib is optional for the demo
         pass
-    lfw = data.lfw_subset()[:100]  # the first 100 are faces, the rest are not
+    lfw = data.lfw_subset()  # the first 100 are faces, the rest are not
     lm = np.array([[8.3, 10.0], [16.7, 10.0], [12.5, 14.2], [9.3, 18.6], [15.7, 18.6]])
-    for i, face in enumerate(lfw):
+    for i in LFW_FRONTAL:
+        face = lfw[i]
         grey = Image.fromarray((np.clip(face, 0, 1) * 255).astype(np.uint8))
         big = grey.resize((100, 100), Image.BICUBIC).filter(ImageFilter.GaussianBlur(0.8))
         faces.append(BaseFace(f"lfw{i:03d}", *_patch(big, lm * 4.0, scale=2.7)))
@@ -68,10 +74,10 @@ def base_faces() -> tuple[BaseFace, ...]:
 # Displacements (dx, dy) in inter-ocular distances, x to the right, y down.
 EXPRESSIONS = {
     "neutral": {},
-    "happy": {"ml": (-0.10, -0.11), "mr": (0.10, -0.11), "ul": (0, -0.02), "ll": (0, 0.05), "cl": (0, -0.05), "cr": (0, -0.05)},
-    "sad": {"ml": (0.03, 0.13), "mr": (-0.03, 0.13), "ll": (0, -0.02), "bli": (0, -0.11), "bri": (0, -0.11), "blo": (0, 0.05), "bro": (0, 0.05)},
-    "surprise": {"bli": (0, -0.18), "bri": (0, -0.18), "blo": (0, -0.16), "bro": (0, -0.16), "ll": (0, 0.22), "ch": (0, 0.12), "ml": (0.04, 0.03), "mr": (-0.04, 0.03)},
-    "angry": {"bli": (0.05, 0.11), "bri": (-0.05, 0.11), "ml": (0.04, 0.0), "mr": (-0.04, 0.0), "ul": (0, 0.02), "ll": (0, -0.03)},
+    "happy": {"ml": (-0.13, -0.15), "mr": (0.13, -0.15), "ul": (0, -0.03), "ll": (0, 0.06), "cl": (0, -0.07), "cr": (0, -0.07)},
+    "sad": {"ml": (0.04, 0.17), "mr": (-0.04, 0.17), "ll": (0, -0.03), "bli": (0, -0.14), "bri": (0, -0.14), "blo": (0, 0.06), "bro": (0, 0.06)},
+    "surprise": {"bli": (0, -0.22), "bri": (0, -0.22), "blo": (0, -0.2), "bro": (0, -0.2), "ll": (0, 0.28), "ch": (0, 0.15), "ml": (0.06, 0.04), "mr": (-0.06, 0.04)},
+    "angry": {"bli": (0.06, 0.14), "bri": (-0.06, 0.14), "ml": (0.05, 0.0), "mr": (-0.05, 0.0), "ul": (0, 0.03), "ll": (0, -0.04)},
 }
 
 
@@ -119,7 +125,7 @@ def _open_mouth(img: np.ndarray, upper, lower, d: float, intensity: float) -> np
     im = Image.fromarray(img)
     mask = Image.new("L", im.size, 0)
     cx, cy = (upper + lower) / 2
-    w, h = 0.30 * d, max(1.0, 0.5 * (lower[1] - upper[1]) * min(1.0, intensity))
+    w, h = 0.34 * d, max(1.0, 0.5 * (lower[1] - upper[1]) * min(1.0, intensity))
     ImageDraw.Draw(mask).ellipse((cx - w, cy - h, cx + w, cy + h), fill=230)
     mask = mask.filter(ImageFilter.GaussianBlur(max(1.0, 0.04 * d)))
     dark = Image.new("RGB", im.size, (55, 25, 25))

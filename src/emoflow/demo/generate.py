@@ -69,7 +69,7 @@ def render_clip(face, label: str, n_frames: int, demo: dict, speaker: int, rng: 
     spk_rng = np.random.default_rng(2000 + speaker)
     background = _background(size, spk_rng)
     mirror = bool(spk_rng.integers(0, 2))
-    face_px = int(size * spk_rng.uniform(0.52, 0.66))
+    face_px = int(size * spk_rng.uniform(0.56, 0.64))
     intensity = float(rng.uniform(0.85, 1.15))
     levels = [face_lib.express(face, label, intensity * f) for f in (0.35, 0.6, 0.8, 1.0)]
     if mirror:

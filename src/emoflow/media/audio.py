@@ -63,7 +63,7 @@ def extract_one(video_id, path, probe_row, cfg, wav_dir: Path, threads=1):
         rc, err = proc.finish()
     if proc.timed_out or rc != 0 or not out.is_file():
         out.unlink(missing_ok=True)
-        why = f"time limit of {timeout:g} s exceeded" if proc.timed_out else (last_line(err) or f"exit code {rc}")
+        why = f"time limit of {timeout:g} s exceeded" if proc.timed_out else (last_line(err, path) or f"exit code {rc}")
         return row, tables.skip(video_id, STAGE, "error", f"{path}: ffmpeg could not extract audio ({why})")
     samples, rate = read_wav(out)
     if samples.size == 0:

@@ -20,9 +20,13 @@ def require(binary: str) -> str:
     return path
 
 
-def last_line(text: str) -> str:
+def last_line(text: str, path: str | os.PathLike | None = None) -> str:
+    """ffmpeg's last stderr line, without the 'file:<path>: ' it prefixes."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+    line = lines[-1] if lines else ""
+    if path is not None:
+        line = line.replace(f"file:{path}: ", "")
+    return line
 
 
 def ffprobe(path: str | os.PathLike, timeout: float) -> dict:
@@ -42,13 +46,13 @@ def ffprobe(path: str | os.PathLike, timeout: float) -> dict:
         raise MediaError(f"{path}: ffprobe did not finish within {timeout:g} s") from None
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
-        raise MediaError(f"{path}: not a readable media file ({last_line(err) or f'ffprobe exit {proc.returncode}'})")
+        raise MediaError(f"{path}: not a readable media file ({last_line(err, path) or f'ffprobe exit {proc.returncode}'})")
     try:
         info = json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
     except json.JSONDecodeError:
         raise MediaError(f"{path}: ffprobe printed unreadable output") from None
     if not info.get("streams"):
-        raise MediaError(f"{path}: no audio or video streams ({last_line(err) or 'ffprobe found none'})")
+        raise MediaError(f"{path}: no audio or video streams ({last_line(err, path) or 'ffprobe found none'})")
     return info
 
 

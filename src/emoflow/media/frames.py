@@ -103,7 +103,7 @@ def extract_video(video_id, path, probe_row, cfg, writer, threads=1) -> VideoRes
         if proc.timed_out or proc.expired():
             reason = f"{path}: ffmpeg exceeded its time limit of {timeout:g} s"
         elif rc != 0:
-            reason = f"{path}: ffmpeg failed ({last_line(err) or f'exit code {rc}'})"
+            reason = f"{path}: ffmpeg failed ({last_line(err, path) or f'exit code {rc}'})"
         else:
             reason = None
     if reason and n == 0:
