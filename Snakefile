@@ -10,6 +10,7 @@ include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/dataset.smk"
 include: "rules/media.smk"
+include: "rules/faces.smk"
 
 
 rule all:

@@ -45,6 +45,7 @@ except EmoflowError as exc:
 OUT = CFG["outdir"]
 ENVS = str(Path(workflow.basedir) / "envs")
 DEMO = CFG["dataset"]["source"] == "demo"
+GPU = 1 if CFG["gpu"] else 0  # resources: gpu= of GPU-capable rules
 
 
 def env(name):
@@ -107,5 +108,14 @@ def skip_tables(*stages):
     )
 
 
+def face_hints():
+    """The face-hint side file, when configured (editing it reruns the face stage)."""
+    return [CFG["faces"]["hints"]] if CFG["faces"]["hints"] else []
+
+
 def targets():
-    return [f"{OUT}/report/media_summary.json"]
+    return [
+        f"{OUT}/report/media_summary.json",
+        f"{OUT}/report/faces_summary.json",
+        *skip_tables("faces"),
+    ]

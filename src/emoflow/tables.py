@@ -63,6 +63,52 @@ AUDIO = pa.schema(
     ]
 )
 
+#: ``faces/{shard}.parquet`` -- every detected face of every sampled frame, in the
+#: stored frame's pixel coordinates (see ``frames``: width x height).
+FACES = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("frame", pa.int32(), nullable=False),
+        pa.field("time", pa.float64(), nullable=False),
+        pa.field("x1", pa.float32(), nullable=False),
+        pa.field("y1", pa.float32(), nullable=False),
+        pa.field("x2", pa.float32(), nullable=False),
+        pa.field("y2", pa.float32(), nullable=False),
+        pa.field("prob", pa.float32(), nullable=False),  # the detector network's own probability
+        pa.field("landmarks", pa.list_(pa.float32(), 10), nullable=False),  # x,y of eyes, nose, mouth corners
+        pa.field("track", pa.int32(), nullable=False),
+        pa.field("is_main", pa.bool_(), nullable=False),
+        pa.field("detected", pa.bool_(), nullable=False),  # full MTCNN (else O-Net on the tracked box)
+    ]
+)
+
+#: ``faces/{shard}.videos.parquet`` -- per-video face coverage.
+FACE_VIDEOS = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("n_frames", pa.int32(), nullable=False),  # sampled frames
+        pa.field("n_main", pa.int32(), nullable=False),  # frames with a main face
+        pa.field("coverage", pa.float64(), nullable=False),  # n_main / n_frames
+        pa.field("n_tracks", pa.int32(), nullable=False),
+        pa.field("main_track", pa.int32()),  # null: no face at all
+        pa.field("hint_used", pa.bool_(), nullable=False),
+        pa.field("frame_width", pa.int32()),
+        pa.field("frame_height", pa.int32()),
+    ]
+)
+
+#: ``crops/{shard}.parquet`` -- aligned crops of the main face, one row per frame that
+#: has one: colour as JPEG (``color_size``^2), grey as raw uint8 (``grey_size``^2).
+CROPS = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("frame", pa.int32(), nullable=False),
+        pa.field("time", pa.float64(), nullable=False),
+        pa.field("color", pa.binary(), nullable=False),
+        pa.field("grey", pa.binary(), nullable=False),
+    ]
+)
+
 #: ``skips/{stage}/{shard}.parquet`` -- every video a stage did not (fully) process.
 #: kind: ``error`` (unreadable input), ``missing`` (a modality the video lacks, e.g. no
 #: audio stream), ``partial`` (processed in part: e.g. decoding stopped early),

@@ -1,0 +1,1 @@
+"""Face stage: batched MTCNN detection with tracking, main-face selection, alignment."""
