@@ -1,8 +1,8 @@
 """'Only changed stages rerun', proven on a private copy of the workflow and tiny videos.
 
 A second run has nothing to do; adding one video reruns only its shard; changing the
-frames settings reruns frames (and what reads them) but not audio; editing the audio
-stage's code reruns audio only.
+frames settings reruns frames and the faces that read them, but not audio; editing the
+audio stage's code reruns audio only.
 """
 
 import pytest
@@ -52,17 +52,22 @@ def test_only_changed_stages_rerun(tmp_path):
     write_manifest(manifest, rows + [{"video_id": new, "path": f"{new}.mp4", "label": "sad", "split": "val"}])
     dry = snakemake(wf, work, *args, "-n")
     out = dry.stdout + dry.stderr
-    assert job_counts(out) == {"shard_sheet": 1, "probe": 1, "frames": 1, "audio": 1, "media_summary": 1, "all": 1}
+    assert job_counts(out) == {
+        "shard_sheet": 1, "probe": 1, "frames": 1, "audio": 1, "faces": 1, "media_summary": 1, "faces_summary": 1, "all": 1
+    }  # fmt: skip
     new_shard = assign([new], N_SHARDS)[0]
     assert f"shard={new_shard}" in out
     snakemake(wf, work, *args)
 
-    # 3. frames settings changed: frames of every shard rerun, audio and probe do not
+    # 3. frames settings changed: frames (and the faces that read them) of every shard rerun,
+    #    audio and probe do not
     cfg["frames"]["fps"] = 4
     cfg_file.write_text(yaml.safe_dump(cfg))
     dry = snakemake(wf, work, *args, "-n")
     n_shards = len(set(assign([r["video_id"] for r in rows] + [new], N_SHARDS)))
-    assert job_counts(dry.stdout + dry.stderr) == {"frames": n_shards, "media_summary": 1, "all": 1}
+    assert job_counts(dry.stdout + dry.stderr) == {
+        "frames": n_shards, "faces": n_shards, "media_summary": 1, "faces_summary": 1, "all": 1
+    }  # fmt: skip
     snakemake(wf, work, *args)
 
     # 4. the audio stage's code edited: audio reruns, nothing else upstream

@@ -194,3 +194,15 @@ def test_face_stage_on_a_face_video_and_a_faceless_one(tmp_path):
     eye = g[tpl[0][1] - 1 : tpl[0][1] + 2, tpl[0][0] - 1 : tpl[0][0] + 2].mean()
     cheek = g[tpl[0][1] + 6 : tpl[0][1] + 9, tpl[0][0] - 1 : tpl[0][0] + 2].mean()
     assert eye < cheek
+
+
+def test_mirrored_detection_maps_back(detector):
+    from skimage import data
+
+    from emoflow.faces.pipeline import _unmirror
+
+    img = data.astronaut()
+    direct = detector.detect([img])[0]
+    back = _unmirror(detector.detect([np.ascontiguousarray(img[:, ::-1])])[0], img.shape[1])
+    assert iou(back.boxes[0], direct.boxes)[0, 0] > 0.85
+    assert np.abs(back.points[0] - direct.points[0]).max() < 6  # left eye is still the left eye

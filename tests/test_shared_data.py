@@ -49,3 +49,23 @@ def test_media_stages_on_real_clips(cfg, tmp_path, data_root):
     for vid in df["video_id"]:
         assert a[vid]["has_audio"] and a[vid]["duration_s"] == pytest.approx(rows[vid]["duration_s"], abs=0.15)
         assert a[vid]["rms_dbfs"] > -60  # real speech, not silence
+
+
+def test_crowd_video_gives_several_tracks_and_one_main(data_root, tmp_path):
+    """The real 1080p crowd video, with the benchmark's settings (bench/crowd.yaml)."""
+    from emoflow.faces import stage
+
+    cfg = load_config([REPO / "config.yaml", REPO / "bench" / "crowd.yaml"], overrides={"data_root": str(data_root)})
+    cfg["faces"]["device"] = "cpu"
+    sheet = str(tmp_path / "sheet.parquet")
+    shards.write_sheet(pd.DataFrame({"video_id": ["crowd"], "path": [str(data_root / "real_video" / "crowd_1080p.mp4")]}), sheet)
+    p = {k: str(tmp_path / f"{k}.parquet") for k in ("probe", "ps", "frames", "fs", "faces", "videos", "crops", "skips")}
+    probe.run(sheet, p["probe"], p["ps"], cfg)
+    frames.run(sheet, p["probe"], p["frames"], p["fs"], cfg, 2)
+    rows, skips = stage.run(sheet, p["probe"], p["frames"], p["faces"], p["videos"], p["crops"], p["skips"], cfg, 2)
+    assert rows[0]["n_frames"] == 105 and rows[0]["n_tracks"] >= 4
+    assert rows[0]["coverage"] >= 0.95 and not skips
+    faces = read_table(p["faces"]).to_pandas()
+    main = faces[faces["is_main"]]
+    assert main["track"].nunique() == 1 and main["frame"].is_unique
+    assert (faces["prob"] >= 0.7).all()  # every reported face carries its own O-Net probability

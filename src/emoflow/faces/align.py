@@ -62,5 +62,13 @@ def align(image: np.ndarray, landmarks: np.ndarray, size: int, margin: float = 0
     return warp(image, m, size), m
 
 
-def to_grey(rgb: np.ndarray) -> np.ndarray:
-    return np.asarray(Image.fromarray(rgb).convert("L"))
+def aligned_pair(image: np.ndarray, landmarks: np.ndarray, color_size: int, grey_size: int, margin: float = 0.0):
+    """(colour PIL crop, grey uint8 array) of one face from a single warp: the template
+    scales with the crop size, so the grey crop is the colour crop, resized and greyed."""
+    m = similarity(landmarks, template(color_size, margin))
+    a = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2].ravel()
+    color = Image.fromarray(image).transform((color_size, color_size), Image.AFFINE, data=tuple(a), resample=Image.BILINEAR)
+    grey = color.convert("L")
+    if grey_size != color_size:
+        grey = grey.resize((grey_size, grey_size), Image.BOX if grey_size < color_size else Image.BILINEAR)
+    return color, np.asarray(grey)

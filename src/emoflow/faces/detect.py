@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 
 from emoflow.faces import tv_compat
 
@@ -75,13 +76,17 @@ class MTCNNDetector:
         return 1.0
 
     @torch.inference_mode()
-    def detect(self, frames: list[np.ndarray]) -> list[Faces]:
-        """Full MTCNN on equal-size HxWx3 uint8 frames."""
+    def detect(self, frames: list[np.ndarray], min_face=None, thresholds=None, factor=None, max_side="default") -> list[Faces]:
+        """Full MTCNN on equal-size HxWx3 uint8 frames (keyword arguments override the
+        detector's settings for this call)."""
         if not frames:
             return []
         h, w = frames[0].shape[:2]
-        s = self._scale(h, w)
-        minsize = max(12.0, self.min_face * min(h, w) * s)
+        s = self._scale(h, w) if max_side == "default" else (min(1.0, max_side / max(h, w)) if max_side else 1.0)
+        min_face = self.min_face if min_face is None else min_face
+        thresholds = list(self.thresholds if thresholds is None else thresholds)
+        factor = self.factor if factor is None else factor
+        minsize = max(12.0, min_face * min(h, w) * s)
         out: list[Faces] = []
         for i in range(0, len(frames), self.batch_size):
             batch = torch.from_numpy(np.stack(frames[i : i + self.batch_size])).to(self.device)  # stack copies
@@ -89,13 +94,38 @@ class MTCNNDetector:
                 x = batch.permute(0, 3, 1, 2).float()
                 size = (max(1, round(h * s)), max(1, round(w * s)))
                 batch = torch.nn.functional.interpolate(x, size=size, mode="area").permute(0, 2, 3, 1)
-            boxes, points = self._df.detect_face(
-                batch, minsize, self.pnet, self.rnet, self.onet, list(self.thresholds), self.factor, self.device
-            )
+            boxes, points = self._df.detect_face(batch, minsize, self.pnet, self.rnet, self.onet, thresholds, factor, self.device)
             for b, p in zip(boxes, points):
                 b = np.asarray(b, np.float32).reshape(-1, 5)
                 p = np.asarray(p, np.float32).reshape(-1, 5, 2)
                 out.append(Faces(b[:, :4] / s, b[:, 4].copy(), p / s))
+        return out
+
+    @torch.inference_mode()
+    def detect_regions(self, frames: list[np.ndarray], boxes: list[np.ndarray], expand: float = 2.5, max_size: int = 160) -> list[Faces]:
+        """Full MTCNN in a square region around each box (``expand`` x its side, at most
+        ``max_size`` pixels after resizing): looking for a lost face where it was, at a
+        fraction of the cost of the whole frame.  Faces come back in frame coordinates."""
+        crops, origins = [], []
+        for frame, box in zip(frames, boxes):
+            cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+            side = expand * max(box[2] - box[0], box[3] - box[1], 12)
+            size = int(min(max(side, 48), max_size))
+            x0, y0 = cx - side / 2, cy - side / 2
+            img = Image.fromarray(frame).transform((size, size), Image.EXTENT, (x0, y0, x0 + side, y0 + side), Image.BILINEAR)
+            crops.append(np.asarray(img))
+            origins.append((x0, y0, side / size))
+        found: list[Faces | None] = [None] * len(crops)
+        by_size: dict[int, list[int]] = {}
+        for i, c in enumerate(crops):
+            by_size.setdefault(c.shape[0], []).append(i)
+        for idx in by_size.values():  # the face is ~1/expand of its region
+            for i, f in zip(idx, self.detect([crops[i] for i in idx], min_face=0.5 / expand, max_side=None)):
+                found[i] = f
+        out = []
+        for f, (x0, y0, k) in zip(found, origins):
+            shift = np.array([x0, y0], np.float32)
+            out.append(Faces(f.boxes * k + np.tile(shift, 2), f.probs, f.points * k + shift))
         return out
 
     # -- O-Net on given boxes ---------------------------------------------------------
@@ -104,27 +134,26 @@ class MTCNNDetector:
         """O-Net on ``boxes[i]`` (n_i x 4) in ``frames[i]``: probability, regressed box and
         landmarks of each box (no thresholding: the caller decides)."""
         df = self._df
-        crops, owner = [], []
-        squares = []
+        crops, owner, squares = [], [], []
         for i, (frame, bx) in enumerate(zip(frames, boxes)):
             if len(bx) == 0:
                 continue
             h, w = frame.shape[:2]
             sq = df.rerec(torch.as_tensor(np.asarray(bx, np.float32)).clone())
-            y, ey, x, ex = df.pad(sq, w, h)
-            img = torch.from_numpy(np.require(frame, requirements='W')).to(self.device).permute(2, 0, 1).float()
+            y, ey, x, ex = df.pad(sq, w, h)  # 1-based, clipped to the frame, as MTCNN's stages
             for k in range(len(sq)):
                 if ey[k] > y[k] - 1 and ex[k] > x[k] - 1:
-                    patch = img[:, y[k] - 1 : ey[k], x[k] - 1 : ex[k]].unsqueeze(0)
+                    patch = Image.fromarray(frame[y[k] - 1 : ey[k], x[k] - 1 : ex[k]]).resize((48, 48), Image.BOX)
+                    crops.append(np.asarray(patch))
                 else:  # box entirely outside the frame
-                    patch = torch.zeros(1, 3, 48, 48, device=self.device)
-                crops.append(df.imresample(patch, (48, 48)))
+                    crops.append(np.zeros((48, 48, 3), np.uint8))
                 owner.append(i)
                 squares.append(sq[k])
         result = [Faces.empty() for _ in frames]
         if not crops:
             return result
-        data = (torch.cat(crops) - 127.5) * 0.0078125
+        data = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float()
+        data = (data - 127.5) * 0.0078125
         reg, pts, prob = df.fixed_batch_process(data, self.onet)
         sq = torch.stack(squares).to(self.device)
         score = prob[:, 1]

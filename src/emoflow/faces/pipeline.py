@@ -1,10 +1,14 @@
 """Per-video face pipeline: detect on keyframes, track between them with O-Net on the
 propagated boxes, re-detect when a face is lost, link tracks, pick the main face.
 
-Full MTCNN runs on every ``detect_every``-th frame (all keyframes of a video in
-batches).  Between keyframes each face's box from the previous frame is refined by
+Full MTCNN runs on every ``detect_every``-th frame (all keyframes of a group of videos
+in batches).  Between keyframes each face's box from the previous frame is refined by
 O-Net on the current frame; a face whose O-Net probability drops below the last
-threshold is lost, and a lost face triggers full detection on that frame.  Every face
+threshold is lost; losing the largest face (the likely subject) triggers full MTCNN in
+a region around where it was; other lost faces are picked up at the next keyframe.  A backward
+pass then follows faces from later frames into earlier frames that have none (a face
+the keyframe detector missed is picked up from the frame after).  A video where nothing
+was found gets a rescue pass: every frame, relaxed thresholds, a finer pyramid, mirrored.  Every face
 reported therefore carries a network probability and landmarks of its own frame.
 """
 
@@ -41,6 +45,100 @@ def _merge(a: Faces, b: Faces) -> Faces:
     return _nms(Faces(np.concatenate([a.boxes, b.boxes]), np.concatenate([a.probs, b.probs]), np.concatenate([a.points, b.points])))
 
 
+def _detect_grouped(detector: MTCNNDetector, items: list[np.ndarray], **kw) -> list[Faces]:
+    """Full detection on frames of possibly different sizes (batched per size)."""
+    out: list[Faces | None] = [None] * len(items)
+    by_size: dict[tuple, list[int]] = {}
+    for i, f in enumerate(items):
+        by_size.setdefault(f.shape, []).append(i)
+    for idx in by_size.values():
+        for i, f in zip(idx, detector.detect([items[i] for i in idx], **kw)):
+            out[i] = f
+    return out
+
+
+def detect_and_track_many(
+    detector: MTCNNDetector,
+    videos: list[list[np.ndarray]],
+    detect_every: int = 5,
+    iou_min: float = 0.2,
+    max_gap: int = 10,
+    hints: list | None = None,
+    rescue: dict | None = None,
+) -> list[VideoFaces]:
+    """``detect_and_track`` for several videos in lockstep, so that keyframes, O-Net
+    refinements and re-detections of all of them run as a few large batches."""
+    thr = detector.thresholds[2]
+    step = max(1, detect_every)
+    faces = [[None] * len(v) for v in videos]
+    detected = [[False] * len(v) for v in videos]
+    keys = [(v, k) for v, frames in enumerate(videos) for k in range(0, len(frames), step)]
+    for (v, k), f in zip(keys, _detect_grouped(detector, [videos[v][k] for v, k in keys])):
+        faces[v][k], detected[v][k] = f, True
+    for t in range(1, max((len(v) for v in videos), default=0)):
+        todo = [v for v in range(len(videos)) if t < len(videos[v]) and faces[v][t] is None]
+        follow = [v for v in todo if len(faces[v][t - 1])]
+        for v in todo:
+            if v not in follow:
+                faces[v][t] = Faces.empty()  # nothing to follow: wait for the next keyframe
+        refined = detector.refine([videos[v][t] for v in follow], [faces[v][t - 1].boxes for v in follow])
+        lost = []
+        for v, r in zip(follow, refined):
+            ok = r.probs >= thr
+            faces[v][t] = _nms(r.take(ok))
+            prev = faces[v][t - 1].boxes
+            largest = int(np.argmax((prev[:, 2] - prev[:, 0]) * (prev[:, 3] - prev[:, 1])))
+            if not ok[largest]:  # lost the largest face (the likely subject): look again, properly
+                lost.append((v, prev[largest]))
+        found = detector.detect_regions([videos[v][t] for v, _ in lost], [box for _, box in lost])
+        for (v, _), f in zip(lost, found):
+            faces[v][t] = _merge(faces[v][t], f)
+            detected[v][t] = True
+    # backward pass: a face found at t+1 but missed at t (e.g. by a keyframe's detector)
+    # is looked for at t with O-Net on the later box
+    for t in range(max((len(v) for v in videos), default=0) - 2, -1, -1):
+        back = [v for v in range(len(videos)) if t + 1 < len(videos[v]) and not len(faces[v][t]) and len(faces[v][t + 1])]
+        refined = detector.refine([videos[v][t] for v in back], [faces[v][t + 1].boxes for v in back])
+        for v, r in zip(back, refined):
+            faces[v][t] = _nms(r.take(r.probs >= thr))
+    if rescue:  # videos where nothing was found: every frame, relaxed settings, mirrored too
+        for v, frames in enumerate(videos):
+            if frames and not any(len(f) for f in faces[v]):
+                faces[v] = rescue_video(detector, frames, rescue)
+                detected[v] = [True] * len(frames)
+    out = []
+    for v, frames in enumerate(videos):
+        boxes = [f.boxes for f in faces[v]]
+        tracks = link(boxes, iou_min=iou_min, max_gap=max_gap)
+        h, w = frames[0].shape[:2] if frames else (1, 1)
+        main = choose_main(tracks, boxes, (w, h), hints[v] if hints else None)
+        out.append(VideoFaces(faces[v], detected[v], tracks, main))
+    return out
+
+
+def _unmirror(f: Faces, width: int) -> Faces:
+    """Faces found in a horizontally mirrored frame, in the original frame's coordinates."""
+    boxes = f.boxes.copy()
+    boxes[:, [0, 2]] = width - 1 - f.boxes[:, [2, 0]]
+    pts = f.points.copy()
+    pts[:, :, 0] = width - 1 - pts[:, :, 0]
+    pts = pts[:, [1, 0, 2, 4, 3]]  # the mirror's left eye is the face's right eye
+    return Faces(boxes, f.probs, pts)
+
+
+def rescue_video(detector: MTCNNDetector, frames: list[np.ndarray], settings: dict) -> list[Faces]:
+    """Full MTCNN on every frame with relaxed thresholds and a finer pyramid; frames still
+    without a face are tried mirrored (MTCNN is not mirror-symmetric)."""
+    kw = {"thresholds": settings["thresholds"], "factor": settings["factor"]}
+    found = _detect_grouped(detector, frames, **kw)
+    if settings.get("mirror", True):
+        empty = [i for i, f in enumerate(found) if not len(f)]
+        mirrored = _detect_grouped(detector, [np.ascontiguousarray(frames[i][:, ::-1]) for i in empty], **kw)
+        for i, f in zip(empty, mirrored):
+            found[i] = _unmirror(f, frames[i].shape[1])
+    return found
+
+
 def detect_and_track(
     detector: MTCNNDetector,
     frames: list[np.ndarray],
@@ -48,31 +146,7 @@ def detect_and_track(
     iou_min: float = 0.2,
     max_gap: int = 10,
     hint: tuple[int, np.ndarray] | None = None,
+    rescue: dict | None = None,
 ) -> VideoFaces:
-    n = len(frames)
-    thr = detector.thresholds[2]
-    faces: list[Faces | None] = [None] * n
-    detected = [False] * n
-    keys = list(range(0, n, max(1, detect_every)))
-    for k, f in zip(keys, detector.detect([frames[k] for k in keys])):
-        faces[k], detected[k] = f, True
-    for t in range(1, n):
-        if faces[t] is not None:
-            continue
-        prev = faces[t - 1]
-        if len(prev) == 0:
-            faces[t] = Faces.empty()  # nothing to follow: wait for the next keyframe
-            continue
-        refined = detector.refine([frames[t]], [prev.boxes])[0]
-        kept = _nms(refined.take(refined.probs >= thr))
-        if len(kept) < len(prev):  # lost a face: look again, properly
-            kept = _merge(kept, detector.detect([frames[t]])[0])
-            detected[t] = True
-        faces[t] = kept
-    if n and faces[0] is None:
-        faces[0] = Faces.empty()
-    boxes = [f.boxes for f in faces]
-    tracks = link(boxes, iou_min=iou_min, max_gap=max_gap)
-    h, w = frames[0].shape[:2] if n else (1, 1)
-    main = choose_main(tracks, boxes, (w, h), hint)
-    return VideoFaces(faces, detected, tracks, main)
+    """Faces of every frame of one video, their tracks and the main track."""
+    return detect_and_track_many(detector, [frames], detect_every, iou_min, max_gap, [hint], rescue)[0]

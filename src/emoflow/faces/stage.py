@@ -20,9 +20,9 @@ import pandas as pd
 from PIL import Image
 
 from emoflow import logs, tables
-from emoflow.faces.align import align, to_grey
+from emoflow.faces.align import aligned_pair
 from emoflow.faces.detect import MTCNNDetector
-from emoflow.faces.pipeline import detect_and_track
+from emoflow.faces.pipeline import detect_and_track_many
 from emoflow.media.frames import FrameReader
 from emoflow.storage import AtomicParquetWriter, read_table, write_rows
 
@@ -53,9 +53,8 @@ def make_detector(fcfg: dict) -> MTCNNDetector:
     )
 
 
-def process_video(detector, video_id, times, frames, fcfg, hint=None):
-    """(face rows, coverage row, crop rows) of one video."""
-    res = detect_and_track(detector, frames, fcfg["detect_every"], fcfg["iou_min"], fcfg["max_gap"], hint)
+def video_tables(video_id, times, frames, res, fcfg, hint_used=False):
+    """(face rows, coverage row, crop rows) of one video's detection result."""
     face_rows, crop_rows = [], []
     n_main = 0
     for t, (f, ids) in enumerate(zip(res.faces, res.tracks)):
@@ -71,19 +70,16 @@ def process_video(detector, video_id, times, frames, fcfg, hint=None):
             )  # fmt: skip
             if is_main:
                 n_main += 1
-                color, _ = align(frames[t], f.points[k], fcfg["color_size"], fcfg["margin"])
-                grey, _ = align(frames[t], f.points[k], fcfg["grey_size"], fcfg["margin"])
+                color, grey = aligned_pair(frames[t], f.points[k], fcfg["color_size"], fcfg["grey_size"], fcfg["margin"])
                 buf = io.BytesIO()
-                Image.fromarray(color).save(buf, format="JPEG", quality=fcfg["jpeg_quality"])
-                crop_rows.append(
-                    {"video_id": video_id, "frame": t, "time": times[t], "color": buf.getvalue(), "grey": to_grey(grey).tobytes()}
-                )
+                color.save(buf, format="JPEG", quality=fcfg["jpeg_quality"])
+                crop_rows.append({"video_id": video_id, "frame": t, "time": times[t], "color": buf.getvalue(), "grey": grey.tobytes()})
     h, w = frames[0].shape[:2] if frames else (None, None)
     n_tracks = len({int(i) for ids in res.tracks for i in ids})
     video_row = {
         "video_id": video_id, "n_frames": len(frames), "n_main": n_main,
         "coverage": n_main / len(frames) if frames else 0.0, "n_tracks": n_tracks,
-        "main_track": res.main, "hint_used": hint is not None, "frame_width": w, "frame_height": h,
+        "main_track": res.main, "hint_used": hint_used, "frame_width": w, "frame_height": h,
     }  # fmt: skip
     return face_rows, video_row, crop_rows
 
@@ -102,7 +98,23 @@ def run(sheet, probe, frames_path, faces_out, videos_out, crops_out, skips_out, 
     have_frames = set(reader.video_ids())
     detector = make_detector(fcfg)  # loaded once per shard
     video_rows, skips = [], []
+
+    def flush(group, faces_w, crops_w):
+        hints_ = [g[3] for g in group]
+        results = detect_and_track_many(
+            detector, [g[2] for g in group], fcfg["detect_every"], fcfg["iou_min"], fcfg["max_gap"], hints_,
+            fcfg["rescue"] if fcfg["rescue"]["enabled"] else None,
+        )  # fmt: skip
+        for (vid, times, frames, hint), res in zip(group, results):
+            face_rows, video_row, crop_rows = video_tables(vid, times, frames, res, fcfg, hint is not None)
+            faces_w.write_rows(face_rows)
+            crops_w.write_rows(crop_rows)
+            video_rows.append(video_row)
+            if video_row["n_main"] == 0:
+                skips.append(tables.skip(vid, STAGE, "missing", f"no face found in {len(frames)} sampled frames"))
+
     with AtomicParquetWriter(faces_out, tables.FACES) as faces_w, AtomicParquetWriter(crops_out, tables.CROPS) as crops_w:
+        group, pixels = [], 0
         for vid in logs.progress(videos["video_id"], "faces", total=len(videos)):
             if vid not in have_frames:
                 skips.append(tables.skip(vid, STAGE, "upstream", "frames: no sampled frames"))
@@ -113,12 +125,14 @@ def run(sheet, probe, frames_path, faces_out, videos_out, crops_out, skips_out, 
                 t_hint, box = hints[vid]
                 scale = frames[0].shape[1] / float(probed[vid]["width"] or frames[0].shape[1])
                 hint = (int(np.argmin(np.abs(np.asarray(times) - t_hint))), box * scale)
-            face_rows, video_row, crop_rows = process_video(detector, vid, times, frames, fcfg, hint)
-            faces_w.write_rows(face_rows)
-            crops_w.write_rows(crop_rows)
-            video_rows.append(video_row)
-            if video_row["n_main"] == 0:
-                skips.append(tables.skip(vid, STAGE, "missing", f"no face found in {len(frames)} sampled frames"))
+            group.append((vid, times, frames, hint))
+            pixels += sum(f.size for f in frames)
+            # videos are processed in lockstep groups (large batches), bounded in memory
+            if len(group) >= fcfg["group_videos"] or pixels >= fcfg["group_megapixels"] * 1e6:
+                flush(group, faces_w, crops_w)
+                group, pixels = [], 0
+        if group:
+            flush(group, faces_w, crops_w)
     write_rows(video_rows, videos_out, tables.FACE_VIDEOS)
     write_rows(skips, skips_out, tables.SKIPS)
     return video_rows, skips

@@ -23,20 +23,25 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     dropped when its IoU with a kept, higher-scoring box is greater than the threshold."""
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
-    x1, y1, x2, y2 = boxes.unbind(1)
-    areas = (x2 - x1) * (y2 - y1)
-    order = torch.argsort(scores, descending=True, stable=True)
+    b = boxes.detach().cpu().double().numpy()
+    order = np.argsort(-scores.detach().cpu().numpy(), kind="stable")
+    b = b[order]
+    areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    removed = np.zeros(len(b), bool)
     keep = []
-    while order.numel() > 0:
-        i = order[0]
+    for i in range(len(b)):  # one cheap vector step per kept box
+        if removed[i]:
+            continue
         keep.append(i)
-        rest = order[1:]
-        w = (torch.minimum(x2[i], x2[rest]) - torch.maximum(x1[i], x1[rest])).clamp(min=0)
-        h = (torch.minimum(y2[i], y2[rest]) - torch.maximum(y1[i], y1[rest])).clamp(min=0)
+        rest = np.arange(i + 1, len(b))
+        rest = rest[~removed[rest]]
+        if not len(rest):
+            break
+        w = np.clip(np.minimum(b[i, 2], b[rest, 2]) - np.maximum(b[i, 0], b[rest, 0]), 0, None)
+        h = np.clip(np.minimum(b[i, 3], b[rest, 3]) - np.maximum(b[i, 1], b[rest, 1]), 0, None)
         inter = w * h
-        iou = inter / (areas[i] + areas[rest] - inter)
-        order = rest[iou <= iou_threshold]
-    return torch.stack(keep).to(torch.int64)
+        removed[rest[inter / (areas[i] + areas[rest] - inter) > iou_threshold]] = True
+    return torch.as_tensor(order[keep], dtype=torch.int64, device=boxes.device)
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
