@@ -11,6 +11,8 @@ include: "rules/demo.smk"
 include: "rules/dataset.smk"
 include: "rules/media.smk"
 include: "rules/faces.smk"
+include: "rules/asr.smk"
+include: "rules/features.smk"
 
 
 rule all:

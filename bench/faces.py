@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from emoflow.config import load_config, resolve_data_root  # noqa: E402
-from emoflow.dataset.shards import write_sheet  # noqa: E402
+from emoflow.dataset.sheet import write_sheet  # noqa: E402
 from emoflow.faces import stage  # noqa: E402
 from emoflow.faces.detect import pick_device  # noqa: E402
 from emoflow.media import frames as frames_stage  # noqa: E402
@@ -55,9 +55,7 @@ def ffmpeg_ceiling(paths, probe_rows, fcfg) -> tuple[int, float]:
 def plain_loop(frames_by_video, device, repeats=2) -> tuple[dict, float]:
     from emoflow.faces import tv_compat
 
-    tv_compat.install()
-    from facenet_pytorch import MTCNN
-
+    MTCNN = tv_compat.import_facenet()[0].MTCNN  # noqa: N806 - the class
     mtcnn = MTCNN(keep_all=True, device=device)
     best = None
     for _ in range(repeats):  # best of N: the machine's noise only ever slows a run down

@@ -1,5 +1,6 @@
 # Config validation, the video plan (manifest -> shards) and every input function.
 # Only this file imports emoflow at parse time; rules call `python -m emoflow.<stage>`.
+import json
 import os
 import shlex
 import sys
@@ -35,6 +36,7 @@ from emoflow.dataset import labels, shards as sharding  # noqa: E402
 from emoflow.dataset.manifest import validate_manifest  # noqa: E402
 from emoflow.demo.generate import plan as demo_plan  # noqa: E402
 from emoflow.errors import EmoflowError  # noqa: E402
+from emoflow.features import registry  # noqa: E402
 
 _CONFIG_SOURCE = " + ".join(str(p) for p in workflow.configfiles) or "config"
 try:
@@ -83,6 +85,7 @@ DIGESTS = {name: sharding.sheet_digest(rows) for name, rows in SHARDS.items()}
 
 wildcard_constraints:
     shard=r"s\d+",
+    name=r"[A-Za-z0-9_]+",
 
 
 def shard_digest(wildcards):
@@ -113,9 +116,91 @@ def face_hints():
     return [CFG["faces"]["hints"]] if CFG["faces"]["hints"] else []
 
 
+FEATURES = CFG["features"]
+for _name, _params in FEATURES.items():
+    try:
+        registry.entry(_params["extractor"])
+    except KeyError as exc:
+        raise WorkflowError(
+            f"{_CONFIG_SOURCE}: features.{_name}: {exc.args[0]}"
+        ) from None
+
+
+def _feature(wildcards):
+    return registry.entry(FEATURES[wildcards.name]["extractor"])
+
+
+def feature_inputs(wildcards):
+    """What an extractor reads for one shard, by its registry input kind."""
+    kind = _feature(wildcards).input
+    if kind == "audio":
+        return [
+            f"{OUT}/audio/{wildcards.shard}.parquet",
+            f"{OUT}/audio/{wildcards.shard}",
+        ]
+    if kind == "transcripts":
+        return [f"{OUT}/text/{wildcards.shard}.parquet"]
+    raise WorkflowError(
+        f"features.{wildcards.name}: input kind {kind!r} is not wired yet"
+    )
+
+
+def fitted_model(name):
+    """Where the training-split fit of a fitted extractor lands (rules fit_<extractor>)."""
+    return f"{OUT}/models/{FEATURES[name]['extractor']}/{name}.json"
+
+
+def feature_model(wildcards):
+    """The training-split fit a fitted extractor applies (TF-IDF vocabulary, audio CNN)."""
+    return [fitted_model(wildcards.name)] if _feature(wildcards).fitted else []
+
+
+def feature_code(wildcards):
+    return code(_feature(wildcards).module, "emoflow.features.base")
+
+
+def feature_env(wildcards):
+    return env(_feature(wildcards).env)
+
+
+def feature_gpu(wildcards):
+    return GPU if _feature(wildcards).gpu else 0
+
+
+def feature_config(wildcards):
+    """This extractor's config slice (JSON), with its fitted model's path."""
+    params = dict(FEATURES[wildcards.name])
+    if _feature(wildcards).fitted:
+        params["model"] = fitted_model(wildcards.name)
+    return json.dumps(
+        {"features": {wildcards.name: params}, "feature_inputs": CFG["feature_inputs"]},
+        sort_keys=True,
+    )
+
+
+ASR = CFG["asr"]["enabled"] or any(
+    registry.entry(p["extractor"]).input == "transcripts" for p in FEATURES.values()
+)
+
+
+def audio_inputs():
+    """Every shard's audio index and wav folder, as pairs."""
+    return [
+        p
+        for shard in sorted(SHARDS)
+        for p in (f"{OUT}/audio/{shard}.parquet", f"{OUT}/audio/{shard}")
+    ]
+
+
 def targets():
     return [
         f"{OUT}/report/media_summary.json",
         f"{OUT}/report/faces_summary.json",
-        *skip_tables("faces"),
+        *skip_tables("faces", *(["asr"] if ASR else [])),
+        *(per_shard(f"{OUT}/text/{{shard}}.parquet") if ASR else []),
+        *expand(
+            f"{OUT}/features/{{name}}/{{shard}}.parquet",
+            name=sorted(FEATURES),
+            shard=sorted(SHARDS),
+        ),
     ]

@@ -2,13 +2,14 @@
 
 A second run has nothing to do; adding one video reruns only its shard; changing the
 frames settings reruns frames and the faces that read them, but not audio; editing the
-audio stage's code reruns audio only.
+audio stage's code reruns audio (and the audio features that read it) only.
 """
 
 import pytest
 import yaml
 
-from conftest import copy_workflow, job_counts, make_video, snakemake, write_manifest
+from conftest import REPO, copy_workflow, job_counts, make_video, snakemake, write_manifest
+from emoflow.config import load_config
 from emoflow.dataset.shards import assign
 
 pytestmark = pytest.mark.workflow
@@ -30,6 +31,9 @@ def test_only_changed_stages_rerun(tmp_path):
         "dataset": {"source": "manifest", "manifest": str(manifest)},
         "sharding": {"n_shards": N_SHARDS},
         "frames": {"fps": 5, "max_side": 32},
+        # one audio extractor is enough here; null drops the others config.yaml defines
+        "features": {**{name: None for name in load_config([REPO / "config.yaml"])["features"]}, "egemaps": {"extractor": "opensmile", "feature_set": "eGeMAPSv02"}},
+        "asr": {"enabled": False},
     }
     cfg_file = tmp_path / "cfg.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
@@ -53,7 +57,8 @@ def test_only_changed_stages_rerun(tmp_path):
     dry = snakemake(wf, work, *args, "-n")
     out = dry.stdout + dry.stderr
     assert job_counts(out) == {
-        "shard_sheet": 1, "probe": 1, "frames": 1, "audio": 1, "faces": 1, "media_summary": 1, "faces_summary": 1, "all": 1
+        "shard_sheet": 1, "probe": 1, "frames": 1, "audio": 1, "faces": 1, "features": 1,
+        "media_summary": 1, "faces_summary": 1, "all": 1,
     }  # fmt: skip
     new_shard = assign([new], N_SHARDS)[0]
     assert f"shard={new_shard}" in out
@@ -70,10 +75,10 @@ def test_only_changed_stages_rerun(tmp_path):
     }  # fmt: skip
     snakemake(wf, work, *args)
 
-    # 4. the audio stage's code edited: audio reruns, nothing else upstream
+    # 4. the audio stage's code edited: audio (and the audio features) rerun, nothing else
     audio_py = wf / "src/emoflow/media/audio.py"
     audio_py.write_text(audio_py.read_text() + "\n# an edit\n")
     dry = snakemake(wf, work, *args, "-n")
-    assert job_counts(dry.stdout + dry.stderr) == {"audio": n_shards, "media_summary": 1, "all": 1}
+    assert job_counts(dry.stdout + dry.stderr) == {"audio": n_shards, "features": n_shards, "media_summary": 1, "all": 1}
     snakemake(wf, work, *args)
     assert job_counts(snakemake(wf, work, *args, "-n").stdout) == {}

@@ -10,7 +10,7 @@ import pytest
 from conftest import make_video
 from emoflow import tables
 from emoflow.config import load_config
-from emoflow.dataset.shards import write_sheet
+from emoflow.dataset.sheet import write_sheet
 from emoflow.media import audio, frames, probe
 from emoflow.media.frames import FrameReader, output_size
 from emoflow.storage import read_table

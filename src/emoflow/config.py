@@ -121,6 +121,7 @@ def _check_labels(cfg: dict, source: str) -> None:
 def finalize(cfg: dict, source: str = "config", base_dir: str | os.PathLike | None = None) -> dict:
     """Validate a merged config dict (a copy, defaults filled) and resolve paths."""
     cfg = validate(copy.deepcopy(cfg), schema("config"), source)
+    cfg["features"] = {k: v for k, v in cfg["features"].items() if v is not None}  # null drops an entry
     _check_labels(cfg, source)
     data_root = resolve_data_root(cfg, base_dir)
     cfg["data_root"] = str(data_root)

@@ -109,6 +109,36 @@ CROPS = pa.schema(
     ]
 )
 
+def features(dim: int, level: str) -> pa.Schema:
+    """``features/{name}/{shard}.parquet`` -- one extractor's output for one shard.
+
+    ``level`` ``video``: one row per video.  ``frame`` / ``segment``: one row per frame
+    or segment, with ``frame`` (index) and ``time`` (start, seconds).  ``missing`` marks a
+    video the extractor could not see (no audio, silence, no face, empty transcript): it
+    gets one row of zeros, so nothing is silently lost and nothing is NaN.
+    """
+    fields = [pa.field("video_id", pa.string(), nullable=False)]
+    if level != "video":
+        fields += [pa.field("frame", pa.int32(), nullable=False), pa.field("time", pa.float64(), nullable=False)]
+    fields += [
+        pa.field("missing", pa.bool_(), nullable=False),
+        pa.field("x", pa.list_(pa.float32(), dim), nullable=False),
+    ]
+    return pa.schema(fields, metadata={"level": level, "dim": str(dim)})
+
+
+#: ``text/{shard}.parquet`` -- ASR transcripts.
+TRANSCRIPTS = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("text", pa.string(), nullable=False),  # "" when nothing was recognised
+        pa.field("confidence", pa.float64(), nullable=False),  # posterior probability in [0, 1]
+        pa.field("n_words", pa.int32(), nullable=False),
+        pa.field("missing", pa.bool_(), nullable=False),  # no audio, silence, or empty transcript
+        pa.field("backend", pa.string(), nullable=False),
+    ]
+)
+
 #: ``skips/{stage}/{shard}.parquet`` -- every video a stage did not (fully) process.
 #: kind: ``error`` (unreadable input), ``missing`` (a modality the video lacks, e.g. no
 #: audio stream), ``partial`` (processed in part: e.g. decoding stopped early),

@@ -18,7 +18,7 @@ import sys
 
 import pandas as pd
 
-from emoflow import tables
+from emoflow.dataset.sheet import read_sheet, write_sheet  # noqa: F401 - re-exported
 from emoflow.errors import EmoflowError
 
 
@@ -53,20 +53,6 @@ def sheet_digest(rows: pd.DataFrame) -> str:
     for vid, path in zip(rows["video_id"], rows["path"]):
         h.update(f"{vid}\t{path}\n".encode("utf-8"))
     return h.hexdigest()
-
-
-def write_sheet(rows: pd.DataFrame, out: str) -> None:
-    from emoflow.storage import write_table
-    import pyarrow as pa
-
-    table = pa.Table.from_pandas(rows[["video_id", "path"]], preserve_index=False)
-    write_table(table, out, tables.SHARD_SHEET)
-
-
-def read_sheet(path: str) -> pd.DataFrame:
-    from emoflow.storage import read_table
-
-    return read_table(path).to_pandas()
 
 
 def main(argv=None) -> int:

@@ -56,13 +56,10 @@ class MTCNNDetector:
         factor: float = 0.709,
         batch_size: int = 32,
     ):
-        tv_compat.install()
-        from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
-        from facenet_pytorch.models.utils import detect_face as df
-
+        mtcnn, df = tv_compat.import_facenet()
         self._df = df
         self.device = pick_device(device)
-        self.pnet, self.rnet, self.onet = (net().to(self.device).eval() for net in (PNet, RNet, ONet))
+        self.pnet, self.rnet, self.onet = (net().to(self.device).eval() for net in (mtcnn.PNet, mtcnn.RNet, mtcnn.ONet))
         self.min_face = min_face
         self.det_max_side = det_max_side
         self.thresholds = tuple(thresholds)

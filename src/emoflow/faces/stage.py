@@ -87,7 +87,7 @@ def video_tables(video_id, times, frames, res, fcfg, hint_used=False):
 def run(sheet, probe, frames_path, faces_out, videos_out, crops_out, skips_out, cfg, threads=1):
     import torch
 
-    from emoflow.dataset.shards import read_sheet
+    from emoflow.dataset.sheet import read_sheet
 
     torch.set_num_threads(max(1, threads))
     fcfg = cfg["faces"]

@@ -5,7 +5,8 @@ torch).  Where torchvision imports, it is used and nothing here is installed.
 ``install()`` registers a minimal ``torchvision`` package in ``sys.modules`` that holds
 only ``ops.boxes.batched_nms`` and ``transforms.functional.to_tensor`` -- the only names
 ``facenet_pytorch.models.utils.detect_face`` imports -- and only when the real one
-cannot be imported.  Semantics follow torchvision's documentation; the tests compare
+cannot be imported; ``import_facenet()`` does so just for the import of facenet-pytorch
+and takes the stand-in out again, so other libraries never see a fake torchvision.  Semantics follow torchvision's documentation; the tests compare
 them with an independent NMS and, where torchvision exists, with torchvision itself.
 """
 
@@ -100,3 +101,23 @@ def install() -> bool:
     pkgs["torchvision"].transforms = pkgs["torchvision.transforms"]
     sys.modules.update(pkgs)
     return True
+
+
+def uninstall() -> None:
+    """Remove the stand-in (if installed) from ``sys.modules``."""
+    for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        if getattr(sys.modules[name], "__emoflow_stub__", False):
+            del sys.modules[name]
+
+
+def import_facenet():
+    """``facenet_pytorch.models.mtcnn`` and ``...utils.detect_face``, imported with the
+    stand-in in place only while they import (they keep their references to it)."""
+    installed = install()
+    try:
+        from facenet_pytorch.models import mtcnn
+        from facenet_pytorch.models.utils import detect_face
+    finally:
+        if installed:
+            uninstall()
+    return mtcnn, detect_face

@@ -81,7 +81,7 @@ def extract_one(video_id, path, probe_row, cfg, wav_dir: Path, threads=1):
 
 
 def run(sheet, probe, index_out, wav_dir_out, skips_out, cfg, threads=1) -> tuple[int, int, int]:
-    from emoflow.dataset.shards import read_sheet
+    from emoflow.dataset.sheet import read_sheet
 
     videos = read_sheet(sheet)
     probed = {r["video_id"]: r for r in read_table(probe).to_pylist()}

@@ -116,7 +116,7 @@ def extract_video(video_id, path, probe_row, cfg, writer, threads=1) -> VideoRes
 
 
 def run(sheet: str, probe: str, out: str, skips_out: str, cfg: dict, threads: int = 1) -> tuple[int, int, int]:
-    from emoflow.dataset.shards import read_sheet
+    from emoflow.dataset.sheet import read_sheet
 
     videos = read_sheet(sheet)
     probed = {r["video_id"]: r for r in read_table(probe).to_pylist()}

@@ -98,7 +98,7 @@ def probe_one(video_id: str, path: str, timeout: float) -> dict:
 
 
 def run(sheet: str, out: str, skips_out: str, cfg: dict) -> tuple[int, int]:
-    from emoflow.dataset.shards import read_sheet
+    from emoflow.dataset.sheet import read_sheet
 
     rows, skips = [], []
     videos = read_sheet(sheet)

@@ -1,0 +1,1 @@
+"""Offline speech recognition behind a small backend interface (:mod:`emoflow.asr.backends`)."""

@@ -1,0 +1,173 @@
+"""A VGGish-style audio CNN in TensorFlow/Keras: ~1 s log-mel patches (96 frames x 64
+mel bands, 0.48 s hop) -> three conv blocks -> a 128-d embedding -> class softmax.
+
+``fit`` (a corpus-level rule) trains it on the training split's labels, keeps the best
+epoch by clip-level accuracy on the validation split (segment probabilities averaged
+per clip), and saves the model with its normalisation and scores; ``weights`` in the
+config loads a user's trained model instead.  The ``audio_cnn`` extractor then writes
+one embedding per segment (segment level, with start times).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from emoflow.features.base import Extractor, Output
+from emoflow.features.spectral import log_mel
+
+PATCH, HOP_PATCH, N_MELS = 96, 48, 64
+
+
+def patches(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, PATCH, N_MELS) log-mel patches and their start times; short clips are padded."""
+    m = log_mel(y, sr, n_mels=N_MELS).T  # frames x mels, 10 ms hop
+    if len(m) < PATCH:
+        m = np.pad(m, ((0, PATCH - len(m)), (0, 0)), mode="edge")
+    starts = np.arange(0, len(m) - PATCH + 1, HOP_PATCH)
+    return np.stack([m[s : s + PATCH] for s in starts]).astype(np.float32), starts * 0.01
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    import tensorflow as tf
+
+    return tf
+
+
+def build(n_classes: int, emb_dim: int = 128, seed: int = 0):
+    tf = _tf()
+    k = tf.keras
+    k.utils.set_random_seed(seed)
+    inp = k.Input((PATCH, N_MELS, 1))
+    x = inp
+    for filters in (32, 64, 128):
+        x = k.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = k.layers.BatchNormalization(momentum=0.9)(x)  # few steps an epoch: adapt the running stats fast
+        x = k.layers.ReLU()(x)
+        x = k.layers.MaxPool2D(2)(x)
+    x = k.layers.GlobalAveragePooling2D()(x)
+    emb = k.layers.Dense(emb_dim, activation="relu", name="embedding")(x)
+    out = k.layers.Dense(n_classes, activation="softmax")(k.layers.Dropout(0.3)(emb))
+    return k.Model(inp, out)
+
+
+def _clip_accuracy(model, xs, clip_ids, labels) -> float:
+    probs = model.predict(xs[..., None], verbose=0, batch_size=256)
+    correct = [np.argmax(probs[clip_ids == c].mean(axis=0)) == labels[c] for c in np.unique(clip_ids)]
+    return float(np.mean(correct))
+
+
+def train(train_x, train_y, train_clip, val_x, val_y, val_clip, n_classes, epochs=30, seed=0, patience=6, log=print):
+    """Train; returns (model with the best validation epoch's weights, history)."""
+    tf = _tf()
+    model = build(n_classes, seed=seed)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    seg_y = train_y[train_clip]
+    best, best_w, history, waited = -1.0, None, [], 0
+    for epoch in range(epochs):
+        h = model.fit(train_x[..., None], seg_y, batch_size=64, epochs=1, verbose=0, shuffle=True)
+        acc = _clip_accuracy(model, val_x, val_clip, val_y)
+        history.append({"epoch": epoch + 1, "loss": float(h.history["loss"][0]), "train_seg_acc": float(h.history["accuracy"][0]), "val_clip_acc": acc})
+        log(f"epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.3f} train {history[-1]['train_seg_acc']:.3f} val(clip) {acc:.3f}")
+        if acc > best:
+            best, best_w, waited = acc, model.get_weights(), 0
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    model.set_weights(best_w)
+    return model, history
+
+
+class AudioCNN(Extractor):
+    defaults = {"model": None, "weights": None, "epochs": 30, "seed": 0}
+    level = "segment"
+
+    def setup(self) -> None:
+        tf = _tf()
+        tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+        meta_path = self.params["model"]
+        if not meta_path:
+            raise ValueError("audio_cnn needs a trained model (the workflow's fit_audio_cnn rule makes it)")
+        meta = json.loads(Path(meta_path).read_text())
+        model = tf.keras.models.load_model(Path(meta_path).with_suffix(".keras"), compile=False)
+        self.embed = tf.keras.Model(model.input, model.get_layer("embedding").output)
+        self.mean, self.std = np.float32(meta["mean"]), np.float32(meta["std"])
+        self._dim = int(self.embed.output.shape[-1])
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def extract(self, item) -> Output:
+        y, sr = item
+        x, starts = patches(y, sr)
+        emb = self.embed.predict(((x - self.mean) / self.std)[..., None], verbose=0, batch_size=256)
+        return Output(emb, starts)
+
+
+def main(argv=None) -> int:
+    """fit MANIFEST OUT_JSON --audio INDEX WAVDIR [INDEX WAVDIR ...] --config JSON --label-space JSON"""
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(prog="emoflow audio-cnn-fit", description="Train the audio CNN on the training split.")
+    ap.add_argument("fit", choices=["fit"])
+    ap.add_argument("manifest")
+    ap.add_argument("out", help="model metadata JSON (the .keras file is written beside it)")
+    ap.add_argument("--audio", nargs="+", required=True, help="pairs: audio index, wav folder (one pair per shard)")
+    ap.add_argument("--config", required=True, help="JSON: this extractor's params")
+    ap.add_argument("--classes", required=True, help="JSON list: the label space")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    import pandas as pd
+
+    from emoflow import logs
+    from emoflow.media.audio import read_wav
+    from emoflow.storage import atomic_path, read_table, write_text
+
+    log = logs.setup("emoflow.audio_cnn")
+    params = json.loads(args.config)
+    classes = json.loads(args.classes)
+    tf = _tf()
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    man = pd.read_csv(args.manifest, dtype=str, keep_default_na=False).set_index("video_id")
+    data = {"train": ([], [], []), "val": ([], [], [])}
+    pairs = list(zip(args.audio[::2], args.audio[1::2]))
+    for index, wav_dir in pairs:
+        for r in read_table(index).to_pylist():
+            split = man.loc[r["video_id"], "split"] if r["video_id"] in man.index else ""
+            if split not in data or not r["has_audio"]:
+                continue
+            x, _ = patches(*read_wav(Path(wav_dir) / r["wav"]))
+            xs, ys, clips = data[split]
+            xs.append(x)
+            ys.append(classes.index(man.loc[r["video_id"], "label"]))
+            clips.append(np.full(len(x), len(ys) - 1))
+    if not data["train"][0] or not data["val"][0]:
+        log.error("the audio CNN needs training and validation clips with audio")
+        return 1
+    tr_x, tr_y, tr_c = np.concatenate(data["train"][0]), np.array(data["train"][1]), np.concatenate(data["train"][2])
+    va_x, va_y, va_c = np.concatenate(data["val"][0]), np.array(data["val"][1]), np.concatenate(data["val"][2])
+    mean, std = float(tr_x.mean()), float(tr_x.std() + 1e-6)
+    log.info("training on %d clips (%d segments), validating on %d clips", len(tr_y), len(tr_x), len(va_y))
+    model, history = train((tr_x - mean) / std, tr_y, tr_c, (va_x - mean) / std, va_y, va_c, len(classes),
+                           epochs=params.get("epochs", 30), seed=params.get("seed", 0), log=log.info)  # fmt: skip
+    best = max(history, key=lambda h: h["val_clip_acc"])
+    out = Path(args.out)
+    with atomic_path(out.with_suffix(".keras"), suffix=".keras") as tmp:
+        model.save(tmp)
+    meta = {"classes": classes, "mean": mean, "std": std, "val_clip_accuracy": best["val_clip_acc"], "best_epoch": best["epoch"],
+            "chance": 1.0 / len(classes), "train_clips": len(tr_y), "val_clips": len(va_y), "history": history}  # fmt: skip
+    write_text(out, json.dumps(meta, indent=1) + "\n")
+    log.info("best epoch %d: validation clip accuracy %.3f (chance %.3f)", best["epoch"], best["val_clip_acc"], 1 / len(classes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""TF-IDF of transcripts: the vocabulary and IDF are fitted on the training split only
+(``python -m emoflow.features.tfidf fit``, a corpus-level rule), saved as JSON, then
+applied per shard by the ``tfidf`` extractor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from emoflow.features.base import Extractor, Output
+
+
+def fit(texts: list[str], max_features: int, ngram_max: int, min_df: int) -> dict:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vec = TfidfVectorizer(max_features=max_features, ngram_range=(1, ngram_max), min_df=min_df, sublinear_tf=True)
+    vec.fit(texts if any(t.strip() for t in texts) else ["<empty>"])
+    vocab = sorted(vec.vocabulary_, key=vec.vocabulary_.get)
+    return {"vocabulary": vocab, "idf": vec.idf_.tolist(), "ngram_max": ngram_max, "fitted_on": len(texts)}
+
+
+class TfIdf(Extractor):
+    defaults = {"model": None, "max_features": 2000, "ngram_max": 2, "min_df": 1}
+
+    def setup(self) -> None:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        if not self.params["model"]:
+            raise ValueError("tfidf needs a fitted model (the workflow's fit_tfidf rule makes it)")
+        with open(self.params["model"], encoding="utf-8") as f:
+            m = json.load(f)
+        self.vec = TfidfVectorizer(vocabulary=m["vocabulary"], ngram_range=(1, m["ngram_max"]), sublinear_tf=True)
+        self.vec.idf_ = np.asarray(m["idf"])
+        self._dim = len(m["vocabulary"])
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def extract(self, item) -> Output:
+        return Output(self.vec.transform([item]).toarray()[0].astype(np.float32))
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(prog="emoflow tfidf-fit", description="Fit TF-IDF on the training split's transcripts.")
+    ap.add_argument("fit", choices=["fit"])
+    ap.add_argument("manifest")
+    ap.add_argument("out")
+    ap.add_argument("transcripts", nargs="+")
+    ap.add_argument("--config", required=True, help="JSON: this extractor's params")
+    args = ap.parse_args(argv)
+    import pandas as pd
+
+    from emoflow import logs
+    from emoflow.storage import read_table, write_text
+
+    log = logs.setup("emoflow.tfidf")
+    p = json.loads(args.config)
+    man = pd.read_csv(args.manifest, dtype=str, keep_default_na=False)
+    train = set(man.loc[man["split"] == "train", "video_id"]) if "split" in man else set()
+    texts = [r["text"] for path in args.transcripts for r in read_table(path).to_pylist() if r["video_id"] in train]
+    model = fit(texts, p.get("max_features", 2000), p.get("ngram_max", 2), p.get("min_df", 1))
+    model["train_ids"] = len(train)
+    write_text(args.out, json.dumps(model) + "\n")
+    log.info("TF-IDF fitted on %d training transcripts: %d terms", len(texts), len(model["vocabulary"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
