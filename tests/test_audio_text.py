@@ -153,3 +153,37 @@ def test_sentence_embeddings_offline():
     a, b, c = (ext.extract(t).values for t in ("kids are talking by the door", "children are chatting at the door", "the stock market fell"))
     assert ext.dim == 384 and a.shape == (384,)
     assert float(a @ b) > float(a @ c) + 0.2
+
+
+def test_audio_cnn_learns_and_embeds(tmp_path):
+    """Train the audio CNN on tiny made-up classes (low vs high tones), then embed."""
+    from emoflow.features import audio_cnn
+    from emoflow.storage import atomic_path
+
+    rng = np.random.default_rng(0)
+
+    def clip(label):
+        return tone(1.2, freq=(180 if label == 0 else 900) * rng.uniform(0.9, 1.1), amp=rng.uniform(0.1, 0.4))
+
+    def dataset(n):
+        xs, ys, clips = [], [], []
+        for i in range(n):
+            y = i % 2
+            x, _ = audio_cnn.patches(clip(y), SR)
+            xs.append(x)
+            ys.append(y)
+            clips.append(np.full(len(x), i))
+        return np.concatenate(xs), np.array(ys), np.concatenate(clips)
+
+    tr, va = dataset(16), dataset(8)
+    mean, std = float(tr[0].mean()), float(tr[0].std())
+    model, history = audio_cnn.train((tr[0] - mean) / std, tr[1], tr[2], (va[0] - mean) / std, va[1], va[2], 2, epochs=6, log=lambda *_: None)
+    assert max(h["val_clip_acc"] for h in history) >= 0.75
+    meta = tmp_path / "m.json"
+    with atomic_path(meta.with_suffix(".keras"), suffix=".keras") as tmp:
+        model.save(tmp)
+    meta.write_text(json.dumps({"mean": mean, "std": std}))
+    ext = audio_cnn.AudioCNN({"model": str(meta)})
+    out = ext.extract((tone(2.0), SR))
+    assert ext.level == "segment" and ext.dim == 128
+    assert out.values.shape == (len(out.times), 128) and np.allclose(np.diff(out.times), 0.48)

@@ -3,8 +3,7 @@ mel bands, 0.48 s hop) -> three conv blocks -> a 128-d embedding -> class softma
 
 ``fit`` (a corpus-level rule) trains it on the training split's labels, keeps the best
 epoch by clip-level accuracy on the validation split (segment probabilities averaged
-per clip), and saves the model with its normalisation and scores; ``weights`` in the
-config loads a user's trained model instead.  The ``audio_cnn`` extractor then writes
+per clip), and saves the model with its normalisation and scores.  The ``audio_cnn`` extractor then writes
 one embedding per segment (segment level, with start times).
 """
 
@@ -39,6 +38,13 @@ def _tf():
     import tensorflow as tf
 
     return tf
+
+
+def set_threads(tf, threads: int) -> None:
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, threads))
+    except RuntimeError:  # TensorFlow already initialised in this process: keep its setting
+        pass
 
 
 def build(n_classes: int, emb_dim: int = 128, seed: int = 0):
@@ -87,12 +93,12 @@ def train(train_x, train_y, train_clip, val_x, val_y, val_clip, n_classes, epoch
 
 
 class AudioCNN(Extractor):
-    defaults = {"model": None, "weights": None, "epochs": 30, "seed": 0}
+    defaults = {"model": None, "epochs": 20, "patience": 4, "seed": 0}
     level = "segment"
 
     def setup(self) -> None:
         tf = _tf()
-        tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+        set_threads(tf, self.threads)
         meta_path = self.params["model"]
         if not meta_path:
             raise ValueError("audio_cnn needs a trained model (the workflow's fit_audio_cnn rule makes it)")
@@ -135,7 +141,7 @@ def main(argv=None) -> int:
     params = json.loads(args.config)
     classes = json.loads(args.classes)
     tf = _tf()
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    set_threads(tf, args.threads)
     man = pd.read_csv(args.manifest, dtype=str, keep_default_na=False).set_index("video_id")
     data = {"train": ([], [], []), "val": ([], [], [])}
     pairs = list(zip(args.audio[::2], args.audio[1::2]))
@@ -157,7 +163,7 @@ def main(argv=None) -> int:
     mean, std = float(tr_x.mean()), float(tr_x.std() + 1e-6)
     log.info("training on %d clips (%d segments), validating on %d clips", len(tr_y), len(tr_x), len(va_y))
     model, history = train((tr_x - mean) / std, tr_y, tr_c, (va_x - mean) / std, va_y, va_c, len(classes),
-                           epochs=params.get("epochs", 30), seed=params.get("seed", 0), log=log.info)  # fmt: skip
+                           epochs=params.get("epochs", 20), seed=params.get("seed", 0), patience=params.get("patience", 4), log=log.info)  # fmt: skip
     best = max(history, key=lambda h: h["val_clip_acc"])
     out = Path(args.out)
     with atomic_path(out.with_suffix(".keras"), suffix=".keras") as tmp:
