@@ -34,7 +34,8 @@ SENTENCES = {"kids": "kids are talking by the door", "dogs": "dogs are sitting b
 
 
 def corpus_wer(manifest: pd.DataFrame, transcripts_dir: Path) -> dict:
-    rows = pd.concat([read_table(p).to_pandas() for p in sorted(transcripts_dir.glob("*.parquet"))])
+    paths = [p for p in sorted(transcripts_dir.glob("*.parquet")) if "text" in read_table(p).column_names]
+    rows = pd.concat([read_table(p).to_pandas() for p in paths])
     ref = manifest.set_index("video_id")["statement"].map(SENTENCES)
     edits = words = 0
     exact = 0
@@ -74,8 +75,8 @@ def main(argv=None) -> int:
             ext = registry.load(params["extractor"])(params, 2)
             t_load = time.perf_counter() - t0
             t0 = time.perf_counter()
-            for x, t in zip(signals, texts):
-                ext.extract((x, 16000) if ent.input == "audio" else t)
+            for (x, sr), t in zip(signals, texts):
+                ext.extract((x, sr) if ent.input == "audio" else t)
             dt = time.perf_counter() - t0
             results.append({"extractor": name, "type": params["extractor"], "level": ext.level, "dim": ext.dim,
                             "load_s": round(t_load, 2), "s_per_audio_min": round(dt / minutes, 3)})  # fmt: skip
@@ -103,7 +104,7 @@ def main(argv=None) -> int:
                         "s_per_audio_min": round((time.perf_counter() - t0) / minutes, 3), "sample_wer": round(edits / words, 4)})  # fmt: skip
     out = {"clips": len(signals), "audio_minutes": round(minutes, 2), "results": results}
     tdir = Path(args.transcripts)
-    if tdir.is_dir() and any(tdir.glob("*.parquet")):
+    if tdir.is_dir() and any(tdir.glob("s*.parquet")):
         out["paired_av_asr"] = corpus_wer(man, tdir)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
