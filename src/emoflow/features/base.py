@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +61,6 @@ class Item:
     video_id: str
     data: object = None  # (samples, rate) for audio; text for transcripts
     missing_reason: str | None = None
-    info: dict = field(default_factory=dict)
 
 
 def iter_audio(index_path: str, wav_dir: str, min_dbfs: float):
