@@ -140,13 +140,47 @@ def feature_inputs(wildcards):
         ]
     if kind == "transcripts":
         return [f"{OUT}/text/{wildcards.shard}.parquet"]
-    raise WorkflowError(
-        f"features.{wildcards.name}: input kind {kind!r} is not wired yet"
-    )
+    if kind == "crops":
+        return crop_inputs(wildcards.shard)
+    if kind == "frames":
+        return [f"{OUT}/shards/{wildcards.shard}.parquet", f"{OUT}/frames/{wildcards.shard}.parquet"]
+    raise WorkflowError(f"features.{wildcards.name}: unknown input kind {kind!r}")
+
+
+def crop_inputs(shard):
+    """One shard's face-stage outputs, in the order emoflow.features.base.iter_crops takes."""
+    return [
+        f"{OUT}/shards/{shard}.parquet",
+        f"{OUT}/faces/{shard}.videos.parquet",
+        f"{OUT}/crops/{shard}.parquet",
+        f"{OUT}/faces/{shard}.parquet",
+    ]
+
+
+def all_crop_inputs():
+    """crop_inputs of every shard, shard after shard (what fit rules of visual models read)."""
+    return [p for shard in sorted(SHARDS) for p in crop_inputs(shard)]
+
+
+def data_path(value):
+    """A config path that may name the shared data root ({data_root}/...)."""
+    return value.replace("{data_root}", CFG["data_root"]) if value else value
+
+
+def train_images(wildcards):
+    """The image set a frame CNN trains on, when it is a file or folder (not the crops)."""
+    train = FEATURES[wildcards.name].get("train", {})
+    return [data_path(train["path"])] if train.get("path") else []
+
+
+def init_checkpoint(wildcards):
+    """A user checkpoint a fitted model starts from (editing it reruns the fit)."""
+    init = FEATURES[wildcards.name].get("init")
+    return [data_path(init)] if init else []
 
 
 def fitted_model(name):
-    """Where the training-split fit of a fitted extractor lands (rules fit_<extractor>)."""
+    """Where the fit of a fitted extractor lands (rules fit_<extractor>)."""
     return f"{OUT}/models/{FEATURES[name]['extractor']}/{name}.json"
 
 
@@ -172,10 +206,10 @@ def feature_config(wildcards):
     params = dict(FEATURES[wildcards.name])
     if _feature(wildcards).fitted:
         params["model"] = fitted_model(wildcards.name)
-    return json.dumps(
-        {"features": {wildcards.name: params}, "feature_inputs": CFG["feature_inputs"]},
-        sort_keys=True,
-    )
+    cfg = {"features": {wildcards.name: params}, "feature_inputs": CFG["feature_inputs"]}
+    if _feature(wildcards).input == "crops":  # how the crops were made
+        cfg["crops"] = {k: CFG["faces"][k] for k in ("color_size", "grey_size", "margin")}
+    return json.dumps(cfg, sort_keys=True)
 
 
 ASR = CFG["asr"]["enabled"] or any(

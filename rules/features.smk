@@ -64,3 +64,58 @@ rule fit_audio_cnn:
     shell:
         "python -m emoflow.features.audio_cnn fit {input.manifest:q} {output.meta:q} --audio {input.audio:q}"
         " --config {params.cfg:q} --classes {params.classes:q} --threads {threads} > {log:q} 2>&1"
+
+
+rule fit_frame_cnn:
+    input:
+        manifest=MANIFEST,
+        crops=all_crop_inputs(),
+        images=train_images,
+        init=init_checkpoint,
+        code=code("emoflow.features.frame_cnn"),
+    output:
+        meta=f"{OUT}/models/frame_cnn/{{name}}.json",
+        model=f"{OUT}/models/frame_cnn/{{name}}.pt",
+    log:
+        f"{OUT}/logs/fit_frame_cnn/{{name}}.log",
+    conda:
+        env("visual-torch")
+    threads: 2
+    resources:
+        gpu=GPU,
+    params:
+        cfg=lambda w: json.dumps(
+            {**FEATURES[w.name], "data_root": CFG["data_root"]}, sort_keys=True
+        ),
+        classes=json.dumps(labels.classes(CFG)),
+        resume=lambda w: f"{OUT}/models/frame_cnn/{w.name}.resume",
+    shell:
+        "python -m emoflow.features.frame_cnn fit {input.manifest:q} {output.meta:q} --crops {input.crops:q}"
+        " --config {params.cfg:q} --classes {params.classes:q} --resume {params.resume:q}"
+        " --threads {threads} > {log:q} 2>&1"
+
+
+rule fit_c3d:
+    input:
+        manifest=MANIFEST,
+        crops=all_crop_inputs(),
+        init=init_checkpoint,
+        code=code("emoflow.features.c3d"),
+    output:
+        meta=f"{OUT}/models/c3d/{{name}}.json",
+        model=f"{OUT}/models/c3d/{{name}}.pt",
+    log:
+        f"{OUT}/logs/fit_c3d/{{name}}.log",
+    conda:
+        env("visual-torch")
+    threads: 2
+    resources:
+        gpu=GPU,
+    params:
+        cfg=lambda w: json.dumps(
+            {**FEATURES[w.name], "data_root": CFG["data_root"]}, sort_keys=True
+        ),
+        classes=json.dumps(labels.classes(CFG)),
+    shell:
+        "python -m emoflow.features.c3d fit {input.manifest:q} {output.meta:q} --crops {input.crops:q}"
+        " --config {params.cfg:q} --classes {params.classes:q} --threads {threads} > {log:q} 2>&1"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 class Entry:
     module: str  # emoflow module holding the class
     cls: str
-    input: str  # audio | transcripts | crops | frames
+    input: str  # audio | transcripts | crops | frames (see emoflow.features.base)
     env: str  # envs/<env>.yaml
     gpu: bool = False  # can use a GPU
     fitted: bool = False  # needs a model fitted on the training split (a corpus-level rule)
@@ -26,6 +26,16 @@ REGISTRY: dict[str, Entry] = {
     "sentence_embedding": Entry("emoflow.features.text", "SentenceEmbedding", "transcripts", "text", gpu=True),
     "tfidf": Entry("emoflow.features.tfidf", "TfIdf", "transcripts", "text", fitted=True),
     "audio_cnn": Entry("emoflow.features.audio_cnn", "AudioCNN", "audio", "audio", gpu=True, fitted=True),
+    # visual: aligned main-face crops (emoflow.faces)
+    "hog": Entry("emoflow.features.hog", "HOG", "crops", "face"),
+    "lbp": Entry("emoflow.features.lbp", "LBP", "crops", "face"),
+    "hog_lbp": Entry("emoflow.features.hog_lbp", "HOGLBP", "crops", "face"),
+    "dsift": Entry("emoflow.features.dsift", "DenseSIFT", "crops", "face"),
+    "lbp_top": Entry("emoflow.features.lbp_top", "LBPTOP", "crops", "face"),
+    "geometry": Entry("emoflow.features.geometry", "Geometry", "crops", "face"),
+    "frame_cnn": Entry("emoflow.features.frame_cnn", "FrameCNN", "crops", "visual-torch", gpu=True, fitted=True),
+    "fer_scores": Entry("emoflow.features.fer_scores", "FERScores", "crops", "visual-tf", gpu=True),
+    "c3d": Entry("emoflow.features.c3d", "C3D", "crops", "visual-torch", gpu=True, fitted=True),
 }
 
 

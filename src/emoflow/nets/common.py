@@ -1,0 +1,34 @@
+"""Device choice, threads and seeding for the PyTorch models."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+
+def pick_device(preference: str = "auto"):
+    """``auto``: the first visible CUDA device when there is one, else the CPU."""
+    import torch
+
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(preference)
+
+
+def setup_torch(threads: int = 1, seed: int | None = 0):
+    """Intra-op threads for CPU work and (optionally) every random generator seeded."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    if seed is not None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+    return torch
+
+
+def batches(n: int, size: int):
+    """Slices covering range(n) in order, ``size`` at a time."""
+    for i in range(0, n, size):
+        yield slice(i, min(n, i + size))
