@@ -143,7 +143,10 @@ def feature_inputs(wildcards):
     if kind == "crops":
         return crop_inputs(wildcards.shard)
     if kind == "frames":
-        return [f"{OUT}/shards/{wildcards.shard}.parquet", f"{OUT}/frames/{wildcards.shard}.parquet"]
+        return [
+            f"{OUT}/shards/{wildcards.shard}.parquet",
+            f"{OUT}/frames/{wildcards.shard}.parquet",
+        ]
     raise WorkflowError(f"features.{wildcards.name}: unknown input kind {kind!r}")
 
 
@@ -206,9 +209,14 @@ def feature_config(wildcards):
     params = dict(FEATURES[wildcards.name])
     if _feature(wildcards).fitted:
         params["model"] = fitted_model(wildcards.name)
-    cfg = {"features": {wildcards.name: params}, "feature_inputs": CFG["feature_inputs"]}
+    cfg = {
+        "features": {wildcards.name: params},
+        "feature_inputs": CFG["feature_inputs"],
+    }
     if _feature(wildcards).input == "crops":  # how the crops were made
-        cfg["crops"] = {k: CFG["faces"][k] for k in ("color_size", "grey_size", "margin")}
+        cfg["crops"] = {
+            k: CFG["faces"][k] for k in ("color_size", "grey_size", "margin")
+        }
     return json.dumps(cfg, sort_keys=True)
 
 

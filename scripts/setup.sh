@@ -40,6 +40,6 @@ echo "setup: installing Python packages into $VENV (first time: a few minutes)"
 # cyvlfeat compiles against the system libvlfeat and the venv's numpy + Cython.
 "${PIP[@]}" install -q -c constraints.txt --no-build-isolation cyvlfeat==0.7.1
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e .
-"$VENV/bin/python" -c "import emoflow, snakemake, cyvlfeat, ffmpeg" >/dev/null
+"$VENV/bin/python" -W ignore -c "import emoflow, snakemake, cyvlfeat, ffmpeg, face_recognition_models" >/dev/null
 echo "$want" > "$stamp"
 echo "setup: done ($VENV)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 
@@ -32,3 +33,16 @@ def batches(n: int, size: int):
     """Slices covering range(n) in order, ``size`` at a time."""
     for i in range(0, n, size):
         yield slice(i, min(n, i + size))
+
+
+def bf16_supported(device) -> bool:
+    """Fast bfloat16 on this device: CUDA that supports it, or a CPU with AVX512-BF16/AMX."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -1,0 +1,194 @@
+"""Frame CNN: a 2-D expression CNN trained by the workflow, then its bottleneck features
+for every aligned face frame.
+
+``fit`` (rule ``fit_frame_cnn``) trains a VGG- or ResNet-style network
+(:mod:`emoflow.nets.frame`) on the image set of the entry's ``train`` block
+(:mod:`emoflow.features.face_images`: FER2013, an image folder, or the training split's
+own crops), optionally starting from a user checkpoint (``init``; a head of another
+class count is re-initialised).  It keeps the best epoch by validation accuracy, resumes
+after an interruption (``--resume`` folder), and, for FER2013, scores ``public_test``
+once at the end (accuracy and UAR, plain and with mirror-image test-time augmentation).
+The weights (``.pt``) and a JSON of everything measured are the rule's outputs.
+
+The ``frame_cnn`` extractor loads them once per shard and writes, per frame, the
+outputs of the named ``layers`` (default: the bottleneck, ``fc`` for vgg, ``pool`` for
+resnet), optionally followed by the class probabilities (``probs``).
+
+Parameters (config entry): ``arch`` (vgg | resnet), ``net`` (widths, ...), ``size``
+(input side, grey), ``train`` ({source, path, val_fraction}), ``epochs``, ``training``
+(optimiser and augmentation settings, see :data:`emoflow.nets.train.DEFAULTS`), ``init``,
+``seed``, ``layers``, ``probs``, ``batch_size``, ``device``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from emoflow.features.base import Extractor, Output
+
+DEFAULT_LAYER = {"vgg": "fc", "resnet": "pool"}
+
+
+def load_init(model, path: str, log=None) -> list[str]:
+    """Load a user checkpoint (a state dict, or a dict with ``state_dict``) into ``model``;
+    tensors whose shape does not fit (another class count) are left as initialised.
+    Returns the names left out."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    own = model.state_dict()
+    fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    left = sorted(set(own) - set(fit))
+    if not fit:
+        from emoflow.errors import EmoflowError
+
+        raise EmoflowError(f"{path}: no tensor of this checkpoint fits the {type(model).__name__} configured")
+    model.load_state_dict(fit, strict=False)
+    if log and left:
+        log.info("init %s: %d tensors kept as initialised (%s ...)", path, len(left), ", ".join(left[:4]))
+    return left
+
+
+class FrameCNN(Extractor):
+    defaults = {
+        "model": None, "arch": "vgg", "net": {}, "size": 48, "train": {"source": "crops"}, "epochs": 30, "training": {},
+        "init": None, "seed": 0, "layers": None, "probs": False, "batch_size": 256, "device": "auto",
+    }  # fmt: skip
+    level = "frame"
+
+    def setup(self) -> None:
+        import torch
+
+        from emoflow.nets.common import pick_device, setup_torch
+        from emoflow.nets.frame import build
+
+        setup_torch(self.threads, seed=None)
+        if not self.params["model"]:
+            raise ValueError("frame_cnn needs a trained model (the workflow's fit_frame_cnn rule makes it)")
+        meta_path = Path(self.params["model"])
+        self.meta = json.loads(meta_path.read_text())
+        self.device = pick_device(self.params["device"])
+        self.net = build(self.meta["arch"], len(self.meta["classes"]), size=self.meta["size"], **self.meta["net"])
+        state = torch.load(meta_path.with_suffix(".pt"), map_location="cpu", weights_only=True)
+        self.net.load_state_dict(state["state_dict"])
+        self.net.to(self.device).eval()
+        self.layers = list(self.params["layers"] or [DEFAULT_LAYER[self.meta["arch"]]])
+        unknown = [name for name in self.layers if name not in self.net.dims]
+        if unknown:
+            raise ValueError(f"frame_cnn: unknown layer(s) {unknown} of {self.meta['arch']} (known: {sorted(self.net.dims)})")
+        self._dim = sum(self.net.dims[name] for name in self.layers) + (len(self.meta["classes"]) if self.params["probs"] else 0)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def extract(self, clip) -> Output:
+        import torch
+
+        from emoflow.features.face_images import resize
+        from emoflow.nets.common import batches
+        from emoflow.nets.train import to_tensor
+
+        grey = clip.grey if clip.grey.shape[1] == self.meta["size"] else resize(clip.grey, self.meta["size"])
+        want = self.layers + (["logits"] if self.params["probs"] else [])
+        out = []
+        with torch.no_grad():
+            for s in batches(len(grey), self.params["batch_size"]):
+                f = self.net.features(to_tensor(grey[s], self.meta["mean"], self.meta["std"], self.device), tuple(set(want)))
+                parts = [f[name] for name in self.layers]
+                if self.params["probs"]:
+                    parts.append(torch.softmax(f["logits"], 1))
+                out.append(torch.cat(parts, 1).float().cpu().numpy())
+        return Output(np.concatenate(out), clip.times, clip.frames)
+
+
+def fit(manifest: str, out: str, crop_inputs: list[str], params: dict, classes: list[str], resume: str | None = None,
+        threads: int = 1, log=None) -> dict:  # fmt: skip
+    """Train per ``params`` (a frame_cnn config entry); write ``out`` (.json) and its .pt."""
+    import time
+
+    import torch
+
+    from emoflow.features import face_images
+    from emoflow.nets import train as trainer
+    from emoflow.nets.common import pick_device, setup_torch
+    from emoflow.nets.frame import build
+    from emoflow.storage import atomic_path, write_text
+
+    p = {**FrameCNN.defaults, **params}
+    setup_torch(threads, seed=p["seed"])
+    t0 = time.time()
+    data = face_images.load(p["train"] or {}, manifest=manifest, crop_inputs=crop_inputs, classes=classes, size=p["size"], seed=p["seed"])
+    log.info("%s: %s images (%d classes)", data.source, data.counts(), len(data.classes))
+    device = pick_device(p["device"])
+    model = build(p["arch"], len(data.classes), size=p["size"], **p["net"])
+    if p["init"]:
+        load_init(model, p["init"], log)
+    mean, std = float(data.train_x.mean() / 255.0), float(data.train_x.std() / 255.0 + 1e-6)
+    tcfg = {**p["training"], "epochs": p["epochs"], "seed": p["seed"]}
+    res = trainer.fit(model, data.train_x, data.train_y, data.val_x, data.val_y, tcfg, device, mean, std, resume, data.val_groups)
+    log.info("best epoch %d: validation accuracy %.4f (%.0f s)", res.best_epoch, res.best_val_acc, res.seconds)
+    meta = {
+        "arch": p["arch"], "net": p["net"], "size": p["size"], "classes": data.classes, "mean": mean, "std": std,
+        "source": data.source, "counts": data.counts(), "best_epoch": res.best_epoch, "val_accuracy": res.best_val_acc,
+        "val_scored_per": "video" if data.val_groups is not None else "image", "chance": 1.0 / len(data.classes),
+        "epochs": p["epochs"], "resumed_from_epoch": res.resumed_from, "train_seconds": round(res.seconds, 1),
+        "history": res.history, "training": {**trainer.DEFAULTS, **tcfg}, "device": str(device), "threads": threads,
+    }  # fmt: skip
+    if data.test_x is not None and len(data.test_x):
+        for tta in (False, True):
+            probs = trainer.predict(model, data.test_x, mean, std, device, flip_tta=tta)
+            pred = probs.argmax(1)
+            key = "test_flip_tta" if tta else "test"
+            meta[key] = {"accuracy": float(np.mean(pred == data.test_y)), "uar": trainer.uar(pred, data.test_y, len(data.classes)),
+                         "n": int(len(data.test_y))}  # fmt: skip
+            log.info("%s: accuracy %.4f, UAR %.4f on %d images", key, meta[key]["accuracy"], meta[key]["uar"], len(data.test_y))
+    meta["total_seconds"] = round(time.time() - t0, 1)
+    outp = Path(out)
+    with atomic_path(outp.with_suffix(".pt"), suffix=".pt") as tmp:
+        torch.save({"state_dict": model.state_dict()}, tmp)
+    write_text(outp, json.dumps(meta, indent=1) + "\n")
+    return meta
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(prog="emoflow frame-cnn", description="Train the frame CNN (fit) for the frame_cnn extractor.")
+    ap.add_argument("fit", choices=["fit"])
+    ap.add_argument("manifest")
+    ap.add_argument("out", help="model metadata JSON (the .pt weights are written beside it)")
+    ap.add_argument("--crops", nargs="*", default=[], help="per shard: sheet, face videos, crops, faces (for train.source crops)")
+    ap.add_argument("--config", required=True, help="JSON: this extractor's config entry (+ data_root)")
+    ap.add_argument("--classes", required=True, help="JSON list: the workflow's label space")
+    ap.add_argument("--resume", help="folder for the per-epoch resume checkpoint")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    from emoflow import logs
+    from emoflow.errors import EmoflowError
+
+    log = logs.setup("emoflow.frame_cnn")
+    params = json.loads(args.config)
+    root = params.pop("data_root", "")
+    params.pop("extractor", None)
+    for key in ("init",):
+        if params.get(key):
+            params[key] = params[key].replace("{data_root}", root)
+    if (params.get("train") or {}).get("path"):
+        params["train"] = {**params["train"], "path": params["train"]["path"].replace("{data_root}", root)}
+    try:
+        fit(args.manifest, args.out, args.crops, params, json.loads(args.classes), args.resume, args.threads, log)
+    except EmoflowError as exc:
+        log.error("%s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

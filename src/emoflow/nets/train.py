@@ -1,0 +1,230 @@
+"""A resumable classifier training loop for the PyTorch models.
+
+:func:`fit` trains on uint8 image arrays held in memory (N x H x W or N x H x W x C),
+augments on the fly (:func:`augment`: flips, small affine jitter, brightness/contrast,
+on the batch, on the training device), evaluates the validation part after every epoch,
+keeps the best epoch's weights by validation accuracy (:class:`Result`), and writes a
+resume checkpoint after every epoch (model, optimiser, schedule, random states, history):
+started again with the same resume folder and settings it continues where it stopped.
+
+Schedule: SGD with Nesterov momentum and a one-cycle learning rate; label smoothing.
+On a CPU with bfloat16 support, ``precision: bf16`` runs the forward pass under autocast
+(about 2x faster for these small CNNs); ``fp32`` is exact.  The loop takes any module
+whose ``forward`` maps a (N, C, H, W) float batch to logits, so later models (triplet
+embeddings, label distributions, multimodal nets) can reuse it with another ``loss``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from emoflow import logs
+from emoflow.nets.common import batches, bf16_supported
+
+log = logging.getLogger("emoflow.nets.train")
+
+DEFAULTS = {
+    "epochs": 30,
+    "batch_size": 128,
+    "lr": 0.05,  # one-cycle peak
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "label_smoothing": 0.1,
+    "precision": "auto",  # auto (bf16 where the device is fast at it, else fp32) | bf16 | fp32
+    "augment": {"flip": True, "rotate": 10.0, "scale": 0.1, "shift": 0.08, "brightness": 0.2, "contrast": 0.2, "erase": 0.25},
+    "patience": None,  # stop after this many epochs without a better validation accuracy
+    "seed": 0,
+}
+
+
+@dataclass
+class Result:
+    best_epoch: int
+    best_val_acc: float
+    history: list = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from: int = 0
+
+
+def to_unit(images: np.ndarray, device) -> torch.Tensor:
+    """uint8 (N, H, W[, C]) -> float (N, C, H, W) in [0, 1] on ``device``."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
+    x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
+    return x.float() / 255.0
+
+
+def to_tensor(images: np.ndarray, mean: float, std: float, device) -> torch.Tensor:
+    """uint8 (N, H, W[, C]) -> normalised float (N, C, H, W) on ``device``."""
+    return (to_unit(images, device) - mean) / std
+
+
+def augment(x: torch.Tensor, cfg: dict, gen: torch.Generator) -> torch.Tensor:
+    """Random flips, affine jitter (rotation in degrees, relative scale and shift),
+    brightness/contrast and random erasing (probability) of a batch in [0, 1], drawn
+    from ``gen`` (reproducible)."""
+    n = x.shape[0]
+
+    def u(lo, hi):
+        return torch.rand(n, generator=gen) * (hi - lo) + lo
+
+    if cfg.get("flip"):
+        flip = torch.rand(n, generator=gen) < 0.5
+        x = torch.where(flip.to(x.device)[:, None, None, None], x.flip(3), x)
+    rot = torch.deg2rad(u(-cfg.get("rotate", 0.0), cfg.get("rotate", 0.0)))
+    scale = 1.0 + u(-cfg.get("scale", 0.0), cfg.get("scale", 0.0))
+    tx, ty = u(-cfg.get("shift", 0.0), cfg.get("shift", 0.0)) * 2, u(-cfg.get("shift", 0.0), cfg.get("shift", 0.0)) * 2
+    if torch.any(rot != 0) or torch.any(scale != 1) or torch.any(tx != 0) or torch.any(ty != 0):
+        cos, sin = torch.cos(rot) / scale, torch.sin(rot) / scale
+        theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    b, c = cfg.get("brightness", 0.0), cfg.get("contrast", 0.0)
+    if b or c:
+        mean = x.mean((1, 2, 3), keepdim=True)
+        x = (x - mean) * (1.0 + u(-c, c)).to(x)[:, None, None, None] + mean + u(-b, b).to(x)[:, None, None, None]
+    p = cfg.get("erase", 0.0)
+    if p:
+        h, w = x.shape[2:]
+        erase = (torch.rand(n, generator=gen) < p).tolist()
+        eh, ew = (u(0.15, 0.4) * h).long().tolist(), (u(0.15, 0.4) * w).long().tolist()
+        ys, xs = torch.rand(n, generator=gen).tolist(), torch.rand(n, generator=gen).tolist()
+        for i in range(n):
+            if erase[i]:
+                y0, x0 = int(ys[i] * (h - eh[i])), int(xs[i] * (w - ew[i]))
+                x[i, :, y0 : y0 + eh[i], x0 : x0 + ew[i]] = 0.5
+    return x.clamp(0.0, 1.0)
+
+
+def _autocast(device, precision: str):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@torch.no_grad()
+def predict(model, images: np.ndarray, mean: float, std: float, device, batch_size: int = 256, precision: str = "fp32",
+            flip_tta: bool = False) -> np.ndarray:  # fmt: skip
+    """Class probabilities (N, K) of uint8 images; ``flip_tta`` averages with the mirror image."""
+    model.eval()
+    out = []
+    for s in batches(len(images), batch_size):
+        x = to_tensor(images[s], mean, std, device)
+        with _autocast(device, precision):
+            p = F.softmax(model(x).float(), 1)
+            if flip_tta:
+                p = (p + F.softmax(model(x.flip(3)).float(), 1)) / 2
+        out.append(p.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def _digest(cfg: dict, n_train: int, n_val: int) -> str:
+    return hashlib.sha256(json.dumps([cfg, n_train, n_val], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, cfg: dict, device,
+        mean: float, std: float, resume_dir: str | None = None, val_groups: np.ndarray | None = None) -> Result:  # fmt: skip
+    """Train ``model`` in place; on return it holds the best validation epoch's weights.
+
+    ``val_groups`` (one id per validation image, e.g. its video) scores the validation
+    part per group: probabilities averaged over a group's images, as the videos are judged.
+    """
+    cfg = {**DEFAULTS, **cfg, "augment": {**DEFAULTS["augment"], **(cfg.get("augment") or {})}}
+    if cfg["precision"] == "auto":
+        cfg["precision"] = "bf16" if bf16_supported(device) else "fp32"
+    model.to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True, weight_decay=cfg["weight_decay"])
+    steps = math.ceil(len(train_x) / cfg["batch_size"])
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=max(1, cfg["epochs"] * steps), pct_start=0.2)
+    gen = torch.Generator().manual_seed(cfg["seed"])
+    result = Result(best_epoch=0, best_val_acc=-1.0)
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    start_epoch = 0
+    ckpt = Path(resume_dir, "resume.pt") if resume_dir else None
+    digest = _digest({k: v for k, v in cfg.items() if k != "patience"}, len(train_x), len(val_x))
+    if ckpt and ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        if state["digest"] == digest:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            sched.load_state_dict(state["sched"])
+            gen.set_state(state["gen"])
+            torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
+            best_state, start_epoch = state["best_state"], state["epoch"]
+            result.best_epoch, result.best_val_acc, result.history = state["best_epoch"], state["best_val_acc"], state["history"]
+            result.resumed_from = start_epoch
+            log.info("resuming after epoch %d (best so far: epoch %d, val %.4f)", start_epoch, result.best_epoch, result.best_val_acc)
+        else:
+            log.info("%s belongs to other settings or data: starting afresh", ckpt)
+    t0 = time.time()
+    waited = 0
+    for epoch in range(start_epoch, cfg["epochs"]):
+        model.train()
+        order = torch.randperm(len(train_x), generator=gen).numpy()
+        total, correct, loss_sum = 0, 0, 0.0
+        bar = logs.progress(batches(len(order), cfg["batch_size"]), f"epoch {epoch + 1}/{cfg['epochs']}", total=steps, unit="batch")
+        for s in bar:
+            idx = np.sort(order[s])
+            if len(idx) < 2:  # batch norm needs two samples: a lone last one waits for the next epoch
+                continue
+            x = (augment(to_unit(train_x[idx], device), cfg["augment"], gen) - mean) / std
+            y = torch.from_numpy(np.asarray(train_y[idx], np.int64)).to(device)
+            with _autocast(device, cfg["precision"]):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg["label_smoothing"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += float(loss.detach()) * len(idx)
+        probs = predict(model, val_x, mean, std, device, precision=cfg["precision"])
+        val_acc = _accuracy(probs, val_y, val_groups)
+        row = {"epoch": epoch + 1, "loss": loss_sum / max(1, total), "train_acc": correct / max(1, total), "val_acc": val_acc,
+               "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}  # fmt: skip
+        result.history.append(row)
+        log.info("epoch %d/%d: loss %.3f train %.4f val %.4f", epoch + 1, cfg["epochs"], row["loss"], row["train_acc"], val_acc)
+        if val_acc > result.best_val_acc:
+            result.best_val_acc, result.best_epoch, waited = val_acc, epoch + 1, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            waited += 1
+        if ckpt:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"digest": digest, "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                        "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "best_state": best_state, "epoch": epoch + 1, "best_epoch": result.best_epoch,
+                        "best_val_acc": result.best_val_acc, "history": result.history}, tmp)  # fmt: skip
+            tmp.replace(ckpt)
+        if cfg["patience"] and waited >= cfg["patience"]:
+            log.info("no better validation accuracy for %d epochs: stopping", waited)
+            break
+    result.seconds = time.time() - t0
+    model.load_state_dict(best_state)
+    return result
+
+
+def _accuracy(probs: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> float:
+    if len(y) == 0:
+        return 0.0
+    if groups is None:
+        return float(np.mean(probs.argmax(1) == y))
+    correct = []
+    for g in np.unique(groups):
+        m = groups == g
+        correct.append(probs[m].mean(0).argmax() == y[m][0])
+    return float(np.mean(correct))
+
+
+def uar(pred: np.ndarray, y: np.ndarray, n_classes: int) -> float:
+    """Unweighted average recall over the classes present in ``y``."""
+    recalls = [np.mean(pred[y == k] == k) for k in range(n_classes) if np.any(y == k)]
+    return float(np.mean(recalls)) if recalls else 0.0
