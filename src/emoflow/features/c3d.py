@@ -1,0 +1,368 @@
+"""C3D clip embeddings: a compact 3-D CNN (:mod:`emoflow.nets.c3d`, PyTorch) trained on the
+training split's face clips, applied to 16-frame windows of a video's aligned face crops.
+
+Input: the aligned colour crop (``clip.color``) converted to grey (the paired_av faces are
+grey; grey also keeps the network small enough to train on a CPU), its central ``crop``
+fraction (centred at ``center_y`` of the height) resized to ``size`` x ``size`` (default
+48), pixels scaled to ``(x / 255 - 0.5) * 2``.  Clips: windows of ``frames`` crops, one every
+``stride`` crops, plus one ending at the last crop; a video with fewer crops than ``frames``
+(the face stage samples 5 fps, so 3-5 s clips have 15-25 crops) gives one window that
+stretches them in order, each crop repeated about ``frames / n`` times.  Missing frames
+(no face) are skipped, so a window spans consecutive crops, not consecutive video frames.
+
+``fit`` (the workflow's ``fit_c3d`` rule) trains on the train split: each epoch one random
+window per video, random horizontal flip, shift by up to ``jitter`` pixels (edge padded) and
+brightness/contrast jitter, the same for all frames of a clip; AdamW (``lr``,
+``weight_decay``, ``batch_size`` clips a step) with a one-cycle schedule (15 % warm-up, cosine
+decay over ``epochs``), label smoothing 0.1; the kept epoch is the one with the best video
+accuracy on the val split (clip probabilities averaged per video, windows every ``stride``
+crops), stopping after ``patience`` epochs without a gain.  Seeded by ``seed``: the same
+inputs give the same weights on the same device.  It writes the weights (``.pt`` state dict) and, at the given path, JSON
+metadata: architecture, input framing, classes, best epoch, val accuracy, chance levels,
+training time and the per-epoch history.  ``init`` names a checkpoint to start from: a
+``.pt`` state dict of this network, or the ``.json`` of an earlier fit (its ``.pt`` beside
+it); tensors whose shapes differ (e.g. another label space's class layer) stay as
+initialised.  ``init`` with ``epochs: 0`` just loads it (the val accuracy is still measured).
+
+On paired_av (719 train videos, FER2013 faces: the clips are still images drifting slowly)
+the defaults train in about 14 min on one CPU thread (40 epochs, ~20 s each); best epoch 33,
+val video accuracy 0.445, test 0.405 (7 classes: chance 0.143, majority class 0.155).
+
+The ``c3d`` extractor (clip level) writes the ``emb_dim`` (256) embedding of every window
+(the embedding layer's output before its ReLU, see :mod:`emoflow.nets.c3d`),
+with the window's first crop's time and frame index.  Its architecture and framing come from
+the fit's metadata (``model``, added by the workflow); ``init`` is only read by ``fit``.
+``stride`` and ``batch_size`` are also used at extraction; ``device`` (``auto``: the GPU when
+there is one) for both.  Architecture: ``channels`` (one 3x3x3 conv block each), ``emb_dim``,
+``dropout`` before the class layer, ``frames`` and ``size`` of the input clips.
+
+    python -m emoflow.features.c3d fit MANIFEST OUT.json --crops SHEET VIDEOS CROPS FACES [...]
+        --config JSON --classes JSON --threads N
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from emoflow.features.base import Extractor, Output
+from emoflow.nets.common import batches, pick_device, setup_torch
+
+ARCH_KEYS = ("frames", "size", "crop", "center_y", "channels", "emb_dim", "dropout")
+TRAIN_KEYS = ("epochs", "patience", "batch_size", "lr", "weight_decay", "jitter", "stride", "seed", "init")
+NORMALISATION = "(x / 255 - 0.5) * 2"
+
+
+def faces(clip, crop: float, center_y: float, size: int) -> np.ndarray:
+    """(n, size, size) uint8: the grey central ``crop`` of each aligned colour crop, resized."""
+    from PIL import Image
+
+    s = clip.color.shape[1]
+    k = max(1, int(round(crop * s)))
+    x0 = (s - k) // 2
+    y0 = int(round(min(max(center_y * s - k / 2, 0), s - k)))
+    box = (x0, y0, x0 + k, y0 + k)
+    return np.stack(
+        [np.asarray(Image.fromarray(c).convert("L").resize((size, size), Image.BILINEAR, box=box)) for c in clip.color]
+    )
+
+
+def windows(n: int, frames: int, stride: int) -> list[np.ndarray]:
+    """Crop indices of each clip: every ``stride``-th window of ``frames`` crops (and the
+    last one); a short video gives one window of its crops stretched in order."""
+    if n <= frames:
+        return [np.arange(frames) * n // frames]
+    starts = list(range(0, n - frames + 1, max(1, stride)))
+    if starts[-1] != n - frames:
+        starts.append(n - frames)
+    return [np.arange(s, s + frames) for s in starts]
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    return (x.astype(np.float32) / 255.0 - 0.5) * 2.0
+
+
+def augment(clips: np.ndarray, rng: np.random.Generator, jitter: int) -> np.ndarray:
+    """(b, t, s, s) uint8 -> float32 normalised, each clip flipped/shifted/lit at random."""
+    b, _, s, _ = clips.shape
+    out = np.empty(clips.shape, np.float32)
+    padded = np.pad(clips, ((0, 0), (0, 0), (jitter, jitter), (jitter, jitter)), mode="edge") if jitter else clips
+    for i in range(b):
+        dy, dx = rng.integers(0, 2 * jitter + 1, 2) if jitter else (0, 0)
+        c = normalise(padded[i, :, dy : dy + s, dx : dx + s])
+        if rng.random() < 0.5:
+            c = c[:, :, ::-1]
+        out[i] = c * rng.uniform(0.8, 1.2) + rng.uniform(-0.2, 0.2)
+    return out
+
+
+def build(n_classes: int, arch: dict):
+    from emoflow.nets.c3d import C3D as Net
+
+    return Net(n_classes, frames=arch["frames"], size=arch["size"], channels=tuple(arch["channels"]),
+               emb_dim=arch["emb_dim"], dropout=arch["dropout"])  # fmt: skip
+
+
+def load_init(net, path: str, log=print) -> None:
+    """Copy into ``net`` the tensors of a checkpoint (.pt state dict, or a fit's .json) that fit."""
+    import torch
+
+    p = Path(path)
+    state = torch.load(p.with_suffix(".pt") if p.suffix == ".json" else p, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state)
+    own = net.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fits:
+        raise ValueError(f"{path}: no tensor of this checkpoint fits the C3D network (another architecture?)")
+    skipped = sorted(set(own) - set(fits))
+    net.load_state_dict(fits, strict=False)
+    log(f"init: {len(fits)} tensors from {path}" + (f"; kept as initialised: {', '.join(skipped)}" if skipped else ""))
+
+
+def _predict(net, clips: np.ndarray, device, batch_size: int, what: str = "probs") -> np.ndarray:
+    """Class probabilities (``probs``) or embeddings (``embed``) of (n, t, s, s) uint8 clips."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for sl in batches(len(clips), batch_size):
+            x = torch.from_numpy(normalise(clips[sl])[:, None]).to(device)
+            y = net.embed(x) if what == "embed" else torch.softmax(net(x), dim=1)
+            out.append(y.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def video_accuracy(net, videos: list[tuple[np.ndarray, int]], frames: int, stride: int, device, batch_size: int) -> float:
+    """Accuracy of the per-video mean of clip probabilities."""
+    clips, owner = [], []
+    for v, (x, _) in enumerate(videos):
+        for idx in windows(len(x), frames, stride):
+            clips.append(x[idx])
+            owner.append(v)
+    probs = _predict(net, np.stack(clips), device, batch_size)
+    owner = np.array(owner)
+    pred = [np.argmax(probs[owner == v].mean(axis=0)) for v in range(len(videos))]
+    return float(np.mean([p == y for p, (_, y) in zip(pred, videos)]))
+
+
+def _fmt(acc: float | None) -> str:
+    return "-" if acc is None else f"{acc:.3f}"
+
+
+def fit(train: list[tuple[np.ndarray, int]], val: list[tuple[np.ndarray, int]], n_classes: int, params: dict,
+        threads: int = 1, log=print) -> tuple[object, dict]:  # fmt: skip
+    """Train on ``train`` videos ((n, size, size) uint8 faces, class index); keep the epoch with
+    the best val video accuracy.  Returns (network on the CPU, in eval mode; metadata)."""
+    import torch
+
+    p = params
+    setup_torch(threads, p["seed"])
+    was_deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    rng = np.random.default_rng(p["seed"])
+    device = pick_device(p["device"])
+    net = build(n_classes, p)
+    if p["init"]:
+        load_init(net, p["init"], log)
+    net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+    steps = max(1, p["epochs"] * -(-len(train) // p["batch_size"]))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p["lr"], total_steps=steps, pct_start=0.15)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    labels = np.array([y for _, y in train])
+    t0 = time.perf_counter()
+
+    def evaluate() -> float | None:
+        net.eval()
+        return video_accuracy(net, val, p["frames"], p["stride"], device, p["batch_size"]) if val else None
+
+    best = {"epoch": 0, "val_video_acc": evaluate()}
+    best_state, history, waited = copy.deepcopy(net.state_dict()), [], 0
+    log(f"epoch 0 (start): val(video) {_fmt(best['val_video_acc'])}")
+    for epoch in range(1, p["epochs"] + 1):
+        net.train()
+        order = rng.permutation(len(train))
+        total, correct = 0.0, 0
+        for sl in batches(len(order), p["batch_size"]):
+            vids = order[sl]
+            if len(vids) < 2:  # batch norm needs more than one clip
+                continue
+            clips = []
+            for v in vids:
+                x = train[v][0]
+                w = windows(len(x), p["frames"], 1)
+                clips.append(x[w[rng.integers(len(w))]])
+            xb = torch.from_numpy(augment(np.stack(clips), rng, p["jitter"])[:, None]).to(device)
+            yb = torch.from_numpy(labels[vids]).to(device)
+            logits = net(xb)
+            loss = loss_fn(logits, yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item() * len(vids)
+            correct += int((logits.argmax(1) == yb).sum())
+        acc = evaluate()
+        h = {"epoch": epoch, "loss": total / len(train), "train_clip_acc": correct / len(train), "val_video_acc": acc,
+             "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        history.append(h)
+        log(
+            f"epoch {epoch}/{p['epochs']}: loss {h['loss']:.3f} train(clip) {h['train_clip_acc']:.3f} "
+            f"val(video) {_fmt(acc)} ({h['seconds']} s)"
+        )
+        if acc is None or acc > best["val_video_acc"] or best["epoch"] == 0 and not p["init"]:
+            best, best_state, waited = h, copy.deepcopy(net.state_dict()), 0
+        else:
+            waited += 1
+            if waited >= p["patience"]:
+                log(f"no val gain for {waited} epochs: stopping")
+                break
+    net.load_state_dict(best_state)
+    net.cpu().eval()
+    torch.use_deterministic_algorithms(was_deterministic[0], warn_only=was_deterministic[1])
+    val_y = np.array([y for _, y in val]) if val else np.zeros(0, int)
+    meta = {
+        "arch": {k: p[k] for k in ARCH_KEYS} | {"in_channels": 1, "n_classes": n_classes},
+        "input": {"source": "clip.color -> grey", "crop": p["crop"], "center_y": p["center_y"], "size": p["size"],
+                  "normalisation": NORMALISATION},
+        "best_epoch": best["epoch"],
+        "val_video_accuracy": best["val_video_acc"],
+        "chance": 1.0 / n_classes,
+        "chance_majority": float(np.bincount(val_y, minlength=n_classes).max() / len(val_y)) if len(val_y) else None,
+        "train_videos": len(train),
+        "val_videos": len(val),
+        "train_seconds": round(time.perf_counter() - t0, 1),
+        "device": str(device),
+        "params": {k: p[k] for k in TRAIN_KEYS},
+        "history": history,
+    }  # fmt: skip
+    return net, meta
+
+
+def save(net, meta: dict, out: str) -> None:
+    """Weights to ``out`` with suffix .pt, metadata (JSON) to ``out``."""
+    import torch
+
+    from emoflow.storage import atomic_path, write_text
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(Path(out).with_suffix(".pt"), suffix=".pt") as tmp:
+        torch.save(net.state_dict(), tmp)
+    write_text(out, json.dumps(meta, indent=1) + "\n")
+
+
+class C3D(Extractor):
+    defaults = {
+        "model": None, "init": None, "frames": 16, "stride": 8, "size": 48, "crop": 0.7, "center_y": 0.55,
+        "channels": [16, 32, 64, 128], "emb_dim": 256, "dropout": 0.3, "epochs": 40, "patience": 15, "batch_size": 16,
+        "lr": 2e-3, "weight_decay": 1e-3, "jitter": 3, "seed": 0, "device": "auto",
+    }  # fmt: skip
+    level = "clip"
+
+    def setup(self) -> None:
+        import torch
+
+        setup_torch(self.threads, seed=None)
+        meta_path = self.params["model"]
+        if not meta_path:
+            raise ValueError("c3d needs a trained model (the workflow's fit_c3d rule makes it)")
+        self.meta = json.loads(Path(meta_path).read_text())
+        self.arch = self.meta["arch"]
+        self.device = pick_device(self.params["device"])
+        self.net = build(self.arch["n_classes"], self.arch)
+        state = torch.load(Path(meta_path).with_suffix(".pt"), map_location="cpu", weights_only=True)
+        self.net.load_state_dict(state)
+        self.net.to(self.device).eval()
+
+    @property
+    def dim(self) -> int:
+        return int(self.arch["emb_dim"])
+
+    def extract(self, clip) -> Output | None:
+        if len(clip) == 0:
+            return None
+        a = self.arch
+        x = faces(clip, a["crop"], a["center_y"], a["size"])
+        idx = windows(len(x), a["frames"], self.params["stride"])
+        emb = _predict(self.net, np.stack([x[i] for i in idx]), self.device, self.params["batch_size"], "embed")
+        starts = np.array([i[0] for i in idx])
+        return Output(emb, clip.times[starts], clip.frames[starts])
+
+
+def _params(config: dict) -> dict:
+    """This extractor's parameters from the fit rule's config (entry + ``data_root``)."""
+    cfg = dict(config)
+    root = cfg.pop("data_root", None)
+    for k in ("extractor", "model"):
+        cfg.pop(k, None)
+    unknown = set(cfg) - set(C3D.defaults)
+    if unknown:
+        raise ValueError(f"c3d: unknown parameter(s) {sorted(unknown)} (accepted: {sorted(C3D.defaults)})")
+    p = {**C3D.defaults, **cfg}
+    if p["init"] and root:
+        p["init"] = p["init"].replace("{data_root}", str(root))
+    return p
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(prog="emoflow c3d-fit", description="Train the C3D network on the training split's face clips.")
+    ap.add_argument("fit", choices=["fit"])
+    ap.add_argument("manifest")
+    ap.add_argument("out", help="model metadata JSON (the .pt weights are written beside it)")
+    ap.add_argument("--crops", nargs="+", required=True, help="per shard: sheet, face videos, crops, faces")
+    ap.add_argument("--config", required=True, help="JSON: this extractor's params and data_root")
+    ap.add_argument("--classes", required=True, help="JSON list: the label space")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    import pandas as pd
+
+    from emoflow import logs
+    from emoflow.features.base import iter_crops
+
+    log = logs.setup("emoflow.c3d")
+    params = _params(json.loads(args.config))
+    classes = json.loads(args.classes)
+    if len(args.crops) % 4:
+        ap.error("--crops takes 4 paths per shard (sheet, face videos, crops, faces)")
+    man = pd.read_csv(args.manifest, dtype={"video_id": str}, keep_default_na=False).set_index("video_id")
+    data: dict[str, list] = {"train": [], "val": []}
+    no_face = 0
+    groups = [args.crops[i : i + 4] for i in range(0, len(args.crops), 4)]
+    t0 = time.perf_counter()
+    for group in groups:
+        for item in iter_crops(*group):
+            if item.video_id not in man.index or man.loc[item.video_id, "split"] not in data:
+                continue
+            if item.data is None:
+                no_face += 1
+                continue
+            label = man.loc[item.video_id, "label"]
+            if label not in classes:
+                continue
+            x = faces(item.data, params["crop"], params["center_y"], params["size"])
+            data[man.loc[item.video_id, "split"]].append((x, classes.index(label)))
+    log.info("read %d train and %d val videos with a face from %d shards in %.0f s (%d without a face left out)",
+             len(data["train"]), len(data["val"]), len(groups), time.perf_counter() - t0, no_face)  # fmt: skip
+    if len(data["train"]) < 2:
+        log.error("the C3D network needs training videos with a face")
+        return 1
+    if not data["val"]:
+        log.warning("no val videos with a face: keeping the last epoch")
+    net, meta = fit(data["train"], data["val"], len(classes), params, args.threads, log.info)
+    meta["classes"] = classes
+    meta["no_face_videos"] = no_face
+    save(net, meta, args.out)
+    log.info("best epoch %d: val video accuracy %s (chance %.3f, majority class %s); %.0f s", meta["best_epoch"],
+             _fmt(meta["val_video_accuracy"]), meta["chance"], _fmt(meta["chance_majority"]), meta["train_seconds"])  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
