@@ -31,7 +31,7 @@ step "end-to-end demo run (fresh)"
 DEMO_WORK=${EMOFLOW_CI_WORK:-$PWD/.ci-work}
 rm -rf "$DEMO_WORK"; mkdir -p "$DEMO_WORK"
 start=$(date +%s)
-"${SMK[@]}" -s "$PWD/Snakefile" --directory "$DEMO_WORK" --cores 2
+"${SMK[@]}" -s "$PWD/Snakefile" --directory "$DEMO_WORK" --cores 2 --quiet rules
 echo "demo run: $(( $(date +%s) - start )) s"
 export EMOFLOW_DEMO_RESULTS="$DEMO_WORK/results/demo"
 
