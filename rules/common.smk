@@ -170,6 +170,13 @@ def data_path(value):
     return value.replace("{data_root}", CFG["data_root"]) if value else value
 
 
+def train_crops(wildcards):
+    """The crops a frame CNN trains on: every shard's, when it learns from the training
+    split's own faces (a FER2013 or image-folder model does not rerun when they change)."""
+    train = FEATURES[wildcards.name].get("train") or {"source": "crops"}
+    return all_crop_inputs() if train.get("source", "crops") == "crops" else []
+
+
 def train_images(wildcards):
     """The image set a frame CNN trains on, when it is a file or folder (not the crops)."""
     train = FEATURES[wildcards.name].get("train", {})

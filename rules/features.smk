@@ -69,7 +69,7 @@ rule fit_audio_cnn:
 rule fit_frame_cnn:
     input:
         manifest=MANIFEST,
-        crops=all_crop_inputs(),
+        crops=train_crops,
         images=train_images,
         init=init_checkpoint,
         code=code("emoflow.features.frame_cnn"),
