@@ -171,8 +171,8 @@ def data_path(value):
 
 
 def train_crops(wildcards):
-    """The crops a frame CNN trains on: every shard's, when it learns from the training
-    split's own faces (a FER2013 or image-folder model does not rerun when they change)."""
+    """Every shard's crops when a frame CNN learns from the training split's own faces
+    (one trained on FER2013 or an image folder does not rerun when they change)."""
     train = FEATURES[wildcards.name].get("train") or {"source": "crops"}
     return all_crop_inputs() if train.get("source", "crops") == "crops" else []
 
