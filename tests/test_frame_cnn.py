@@ -16,7 +16,8 @@ from PIL import Image
 from emoflow.errors import EmoflowError
 from emoflow.features import face_images
 from emoflow.features.base import Clip
-from emoflow.features.frame_cnn import FrameCNN, fit, load_init
+from emoflow.features.frame_cnn import FrameCNN, fit
+from emoflow.nets.common import load_matching as load_init
 from emoflow.nets import train as trainer
 from emoflow.nets.frame import build
 

@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from emoflow.features.base import Extractor, Output
-from emoflow.nets.common import batches, pick_device, setup_torch
+from emoflow.nets.common import batches, load_matching, pick_device, setup_torch
 
 ARCH_KEYS = ("frames", "size", "crop", "center_y", "channels", "emb_dim", "dropout")
 TRAIN_KEYS = ("epochs", "patience", "batch_size", "lr", "weight_decay", "jitter", "stride", "seed", "init")
@@ -109,22 +109,6 @@ def build(n_classes: int, arch: dict):
                emb_dim=arch["emb_dim"], dropout=arch["dropout"])  # fmt: skip
 
 
-def load_init(net, path: str, log=print) -> None:
-    """Copy into ``net`` the tensors of a checkpoint (.pt state dict, or a fit's .json) that fit."""
-    import torch
-
-    p = Path(path)
-    state = torch.load(p.with_suffix(".pt") if p.suffix == ".json" else p, map_location="cpu", weights_only=True)
-    state = state.get("state_dict", state)
-    own = net.state_dict()
-    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not fits:
-        raise ValueError(f"{path}: no tensor of this checkpoint fits the C3D network (another architecture?)")
-    skipped = sorted(set(own) - set(fits))
-    net.load_state_dict(fits, strict=False)
-    log(f"init: {len(fits)} tensors from {path}" + (f"; kept as initialised: {', '.join(skipped)}" if skipped else ""))
-
-
 def _predict(net, clips: np.ndarray, device, batch_size: int, what: str = "probs") -> np.ndarray:
     """Class probabilities (``probs``) or embeddings (``embed``) of (n, t, s, s) uint8 clips."""
     import torch
@@ -169,7 +153,7 @@ def fit(train: list[tuple[np.ndarray, int]], val: list[tuple[np.ndarray, int]], 
     device = pick_device(p["device"])
     net = build(n_classes, p)
     if p["init"]:
-        load_init(net, p["init"], log)
+        load_matching(net, p["init"], log)
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
     steps = max(1, p["epochs"] * -(-len(train) // p["batch_size"]))

@@ -30,30 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from emoflow.features.base import Extractor, Output
+from emoflow.nets.common import load_matching
 
 DEFAULT_LAYER = {"vgg": "fc", "resnet": "pool"}
-
-
-def load_init(model, path: str, log=None) -> list[str]:
-    """Load a user checkpoint (a state dict, or a dict with ``state_dict``) into ``model``;
-    tensors whose shape does not fit (another class count) are left as initialised.
-    Returns the names left out."""
-    import torch
-
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
-    own = model.state_dict()
-    fit = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    left = sorted(set(own) - set(fit))
-    if not fit:
-        from emoflow.errors import EmoflowError
-
-        raise EmoflowError(f"{path}: no tensor of this checkpoint fits the {type(model).__name__} configured")
-    model.load_state_dict(fit, strict=False)
-    if log and left:
-        log.info("init %s: %d tensors kept as initialised (%s ...)", path, len(left), ", ".join(left[:4]))
-    return left
 
 
 class FrameCNN(Extractor):
@@ -130,7 +109,7 @@ def fit(manifest: str, out: str, crop_inputs: list[str], params: dict, classes: 
     device = pick_device(p["device"])
     model = build(p["arch"], len(data.classes), size=p["size"], **p["net"])
     if p["init"]:
-        load_init(model, p["init"], log)
+        load_matching(model, p["init"], log.info)
     mean, std = float(data.train_x.mean() / 255.0), float(data.train_x.std() / 255.0 + 1e-6)
     tcfg = {**p["training"], "epochs": p["epochs"], "seed": p["seed"]}
     res = trainer.fit(model, data.train_x, data.train_y, data.val_x, data.val_y, tcfg, device, mean, std, resume, data.val_groups)

@@ -46,3 +46,27 @@ def bf16_supported(device) -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def load_matching(net, path: str, log=None) -> list[str]:
+    """Copy into ``net`` the tensors of a checkpoint that fit it: a state dict, a dict with
+    ``state_dict``, or a fit's ``.json`` (its ``.pt`` beside it).  Tensors whose shape does
+    not fit (e.g. a class layer of another label space) stay as initialised; their names
+    are returned."""
+    import torch
+
+    from emoflow.errors import EmoflowError
+
+    p = Path(path)
+    state = torch.load(p.with_suffix(".pt") if p.suffix == ".json" else p, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    own = net.state_dict()
+    fits = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not fits:
+        raise EmoflowError(f"{path}: no tensor of this checkpoint fits the {type(net).__name__} configured")
+    left = sorted(set(own) - set(fits))
+    net.load_state_dict(fits, strict=False)
+    if log:
+        log(f"init: {len(fits)} tensors from {path}" + (f"; kept as initialised: {', '.join(left)}" if left else ""))
+    return left
