@@ -13,6 +13,10 @@ include: "rules/media.smk"
 include: "rules/faces.smk"
 include: "rules/asr.smk"
 include: "rules/features.smk"
+include: "rules/encode.smk"
+include: "rules/classify.smk"
+include: "rules/fusion.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -1,5 +1,6 @@
 # Config validation, the video plan (manifest -> shards) and every input function.
 # Only this file imports emoflow at parse time; rules call `python -m emoflow.<stage>`.
+import hashlib
 import json
 import os
 import shlex
@@ -32,7 +33,7 @@ shell.prefix(_job_prefix())
 
 from emoflow import codedeps  # noqa: E402
 from emoflow.config import finalize, stage_slice  # noqa: E402
-from emoflow.dataset import labels, shards as sharding  # noqa: E402
+from emoflow.dataset import labels, shards as sharding, splits  # noqa: E402
 from emoflow.dataset.manifest import validate_manifest  # noqa: E402
 from emoflow.demo.generate import plan as demo_plan  # noqa: E402
 from emoflow.errors import EmoflowError  # noqa: E402
@@ -86,6 +87,10 @@ DIGESTS = {name: sharding.sheet_digest(rows) for name, rows in SHARDS.items()}
 wildcard_constraints:
     shard=r"s\d+",
     name=r"[A-Za-z0-9_]+",
+    part=r"main|f\d+",
+    experiment=r"[A-Za-z0-9_]+",
+    group=r"[A-Za-z0-9_]+",
+    encoding=r"[A-Za-z0-9_]+",
 
 
 def shard_digest(wildcards):
@@ -117,6 +122,7 @@ def face_hints():
 
 
 FEATURES = CFG["features"]
+FEATURES_ALL = dict(FEATURES)  # as configured (before any per-fold expansion below)
 for _name, _params in FEATURES.items():
     try:
         registry.entry(_params["extractor"])
@@ -124,6 +130,59 @@ for _name, _params in FEATURES.items():
         raise WorkflowError(
             f"{_CONFIG_SOURCE}: features.{_name}: {exc.args[0]}"
         ) from None
+
+
+# --- evaluation partitions (emoflow.dataset.splits) -------------------------------
+EVAL = CFG["evaluation"]
+PARTS = splits.partitions(EVAL)
+KFOLD = EVAL["scheme"] == "kfold"
+CLASSES = labels.classes(CFG)
+
+
+def _labels_digest():
+    """What the partitions read from the manifest (a change reruns the splits)."""
+    cols = [c for c in ("video_id", "label", "split", "speaker") if c in VIDEOS]
+    return hashlib.sha1(
+        VIDEOS[cols].to_csv(index=False).encode("utf-8")
+    ).hexdigest()
+
+
+LABELS_DIGEST = _labels_digest()
+
+
+def _fits_on_labels(params):
+    """Fitted on this dataset's training labels (so, under k-fold, once per fold)."""
+    if not registry.entry(params["extractor"]).fitted:
+        return False
+    if params["extractor"] == "frame_cnn":  # FER2013 / an image folder: no dataset labels
+        return (params.get("train") or {}).get("source", "crops") == "crops"
+    return True
+
+
+# Under k-fold a label-fitted extractor becomes one feature per fold, "<name>__<part>",
+# fitted on that partition's training split (rules fit_*) and extracted with it.
+PER_FOLD = {}
+FOLD_OF = {}
+if KFOLD:
+    for _name, _params in list(FEATURES.items()):
+        if _fits_on_labels(_params):
+            del FEATURES[_name]
+            PER_FOLD[_name] = {}
+            for _part in PARTS:
+                FEATURES[f"{_name}__{_part}"] = _params
+                PER_FOLD[_name][_part] = f"{_name}__{_part}"
+                FOLD_OF[f"{_name}__{_part}"] = _part
+
+
+def feature_of(name, part):
+    """The feature table name that experiments of partition ``part`` read."""
+    return PER_FOLD.get(name, {}).get(part, name)
+
+
+def fit_manifest(wildcards):
+    """The manifest a fit rule reads: the partition's under k-fold, else the dataset's."""
+    part = FOLD_OF.get(wildcards.name)
+    return f"{OUT}/splits/{part}.csv" if part else MANIFEST
 
 
 def _feature(wildcards):
@@ -241,6 +300,97 @@ def audio_inputs():
     ]
 
 
+# --- experiments, fusion, report ---------------------------------------------------
+EXPERIMENTS = CFG["experiments"]
+FUSED = CFG["fusion"]["experiments"] or sorted(EXPERIMENTS)
+
+
+def _experiment(wildcards):
+    return EXPERIMENTS[wildcards.experiment]
+
+
+def _is_sequence(exp):
+    return CFG["classifiers"][exp["classifier"]]["type"] == "sequence"
+
+
+def encoded_inputs(wildcards):
+    """The frame-level feature's shard tables an encoding reads."""
+    name = feature_of(wildcards.name, wildcards.part)
+    return per_shard(f"{OUT}/features/{name}/{{shard}}.parquet")
+
+
+def experiment_inputs(wildcards):
+    """An experiment's feature: encoded vectors, or the shard tables themselves."""
+    exp = _experiment(wildcards)
+    if exp.get("encoding"):
+        return f"{OUT}/encoded/{wildcards.part}/{exp['feature']}.{exp['encoding']}.parquet"
+    name = feature_of(exp["feature"], wildcards.part)
+    return per_shard(f"{OUT}/features/{name}/{{shard}}.parquet")
+
+
+def experiment_code(wildcards):
+    mods = ["emoflow.classify.stage"]
+    mods.append(
+        "emoflow.classify.sequence"
+        if _is_sequence(_experiment(wildcards))
+        else "emoflow.classify.models"
+    )
+    return code(*mods)
+
+
+def experiment_config(wildcards):
+    """The experiment's slice: its classifier spec, classes and the evaluation settings."""
+    exp = _experiment(wildcards)
+    return json.dumps(
+        {
+            "feature": exp["feature"],
+            "encoding": exp.get("encoding"),
+            "modality": registry.modality(FEATURES_ALL[exp["feature"]]["extractor"]),
+            "classifier": CFG["classifiers"][exp["classifier"]],
+            "classes": CLASSES,
+            "evaluation": {k: EVAL[k] for k in ("metric", "seed", "cv_folds")},
+        },
+        sort_keys=True,
+    )
+
+
+def experiment_gpu(wildcards):
+    return GPU if _is_sequence(_experiment(wildcards)) else 0
+
+
+def predictions(part):
+    return expand(f"{OUT}/predictions/{part}/{{experiment}}.parquet", experiment=FUSED)
+
+
+def experiment_reports(part):
+    return expand(f"{OUT}/models/classify/{part}/{{experiment}}.json", experiment=FUSED)
+
+
+GROUPS = CFG["fusion"]["groups"]
+
+
+def fusion_config(wildcards):
+    fusion = CFG["fusion"]
+    return json.dumps(
+        {
+            "name": wildcards.group,
+            "group": GROUPS[wildcards.group],
+            "classes": CLASSES,
+            "methods": fusion["methods"],
+            "step": fusion["step"],
+            "folds": fusion["folds"],
+            "evaluation": {k: EVAL[k] for k in ("metric", "seed")},
+        },
+        sort_keys=True,
+    )
+
+
+def fusion_outputs():
+    return expand(
+        f"{OUT}/fusion/{{part}}/{{group}}.json", part=PARTS, group=sorted(GROUPS)
+    )
+
+
 def targets():
     return [
         f"{OUT}/report/media_summary.json",
@@ -252,4 +402,5 @@ def targets():
             name=sorted(FEATURES),
             shard=sorted(SHARDS),
         ),
+        *([f"{OUT}/report/summary.csv"] if EXPERIMENTS else []),
     ]

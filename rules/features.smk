@@ -26,7 +26,7 @@ rule features:
 
 rule fit_tfidf:
     input:
-        manifest=MANIFEST,
+        manifest=fit_manifest,
         transcripts=per_shard(f"{OUT}/text/{{shard}}.parquet"),
         code=code("emoflow.features.tfidf"),
     output:
@@ -45,7 +45,7 @@ rule fit_tfidf:
 
 rule fit_audio_cnn:
     input:
-        manifest=MANIFEST,
+        manifest=fit_manifest,
         audio=audio_inputs(),
         code=code("emoflow.features.audio_cnn"),
     output:
@@ -68,7 +68,7 @@ rule fit_audio_cnn:
 
 rule fit_frame_cnn:
     input:
-        manifest=MANIFEST,
+        manifest=fit_manifest,
         crops=train_crops,
         images=train_images,
         init=init_checkpoint,
@@ -97,7 +97,7 @@ rule fit_frame_cnn:
 
 rule fit_c3d:
     input:
-        manifest=MANIFEST,
+        manifest=fit_manifest,
         crops=all_crop_inputs(),
         init=init_checkpoint,
         code=code("emoflow.features.c3d"),

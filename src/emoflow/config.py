@@ -118,11 +118,31 @@ def _check_labels(cfg: dict, source: str) -> None:
             raise ConfigError(f"{source}: demo.classes {missing} are not in label space {name!r}")
 
 
+def _check_experiments(cfg: dict, source: str) -> None:
+    """Experiments name existing features, encodings and classifiers; fusion names experiments."""
+    for name, exp in cfg["experiments"].items():
+        where = f"{source}: experiments.{name}"
+        if exp["feature"] not in cfg["features"]:
+            raise ConfigError(f"{where}: feature {exp['feature']!r} is not an entry of features")
+        if exp.get("encoding") and exp["encoding"] not in cfg["encodings"]:
+            raise ConfigError(f"{where}: encoding {exp['encoding']!r} is not an entry of encodings")
+        if exp["classifier"] not in cfg["classifiers"]:
+            raise ConfigError(f"{where}: classifier {exp['classifier']!r} is not an entry of classifiers")
+        if exp.get("encoding") and cfg["classifiers"][exp["classifier"]]["type"] == "sequence":
+            raise ConfigError(f"{where}: a sequence classifier reads frames; drop the encoding")
+    fused = cfg["fusion"]["experiments"]
+    unknown = [e for e in fused or [] if e not in cfg["experiments"]]
+    if unknown:
+        raise ConfigError(f"{source}: fusion.experiments: {unknown} are not entries of experiments")
+
+
 def finalize(cfg: dict, source: str = "config", base_dir: str | os.PathLike | None = None) -> dict:
     """Validate a merged config dict (a copy, defaults filled) and resolve paths."""
     cfg = validate(copy.deepcopy(cfg), schema("config"), source)
-    cfg["features"] = {k: v for k, v in cfg["features"].items() if v is not None}  # null drops an entry
+    for section in ("features", "encodings", "classifiers", "experiments"):
+        cfg[section] = {k: v for k, v in cfg[section].items() if v is not None}  # null drops an entry
     _check_labels(cfg, source)
+    _check_experiments(cfg, source)
     data_root = resolve_data_root(cfg, base_dir)
     cfg["data_root"] = str(data_root)
     ds = cfg["dataset"]

@@ -4,6 +4,8 @@ Frame-level tables add ``frame`` (index of the sampled frame, 0-based) and ``tim
 (seconds from the start of the video).  Readers may rely on these columns and types.
 """
 
+import json
+
 import pyarrow as pa
 
 #: ``results/<run>/shards/{shard}.parquet`` -- the videos of one shard.
@@ -110,7 +112,8 @@ CROPS = pa.schema(
 )
 
 def features(dim: int, level: str) -> pa.Schema:
-    """``features/{name}/{shard}.parquet`` -- one extractor's output for one shard.
+    """``features/{name}/{shard}.parquet`` -- one extractor's output for one shard (and,
+    level ``video``, ``encoded/{part}/{feature}.{encoding}.parquet``: video vectors).
 
     ``level`` ``video``: one row per video.  ``frame`` / ``segment``: one row per frame
     or segment, with ``frame`` (index) and ``time`` (start, seconds).  ``missing`` marks a
@@ -125,6 +128,32 @@ def features(dim: int, level: str) -> pa.Schema:
         pa.field("x", pa.list_(pa.float32(), dim), nullable=False),
     ]
     return pa.schema(fields, metadata={"level": level, "dim": str(dim)})
+
+
+#: ``splits/{part}.parquet`` -- one evaluation partition (emoflow.dataset.splits).
+SPLITS = pa.schema(
+    [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),  # train | val | test
+        pa.field("speaker", pa.string(), nullable=False),  # group of speaker-independent folds
+    ]
+)
+
+
+def predictions(classes: list[str]) -> pa.Schema:
+    """``predictions/{part}/{experiment}.parquet`` and ``fusion/{part}/fused.parquet`` --
+    class probabilities of every video of a partition (columns ``p_<class>`` in label-space
+    order).  ``missing``: the experiment's feature was missing for the video (no face, no
+    audio...); its probabilities are then the training-split class prior."""
+    fields = [
+        pa.field("video_id", pa.string(), nullable=False),
+        pa.field("split", pa.string(), nullable=False),
+        pa.field("label", pa.string(), nullable=False),
+        pa.field("missing", pa.bool_(), nullable=False),
+    ]
+    fields += [pa.field(f"p_{c}", pa.float64(), nullable=False) for c in classes]
+    return pa.schema(fields, metadata={"classes": json.dumps(classes)})
 
 
 #: ``text/{shard}.parquet`` -- ASR transcripts.

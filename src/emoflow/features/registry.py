@@ -39,6 +39,14 @@ REGISTRY: dict[str, Entry] = {
 }
 
 
+#: Modality of each input kind (the report's face-only / audio-only / fused systems).
+MODALITY = {"audio": "audio", "transcripts": "text", "crops": "face", "frames": "scene"}
+
+
+def modality(extractor: str) -> str:
+    return MODALITY[entry(extractor).input]
+
+
 def entry(extractor: str) -> Entry:
     try:
         return REGISTRY[extractor]

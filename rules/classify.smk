@@ -1,0 +1,26 @@
+# Experiments (feature x encoding x classifier), one job per (partition, experiment):
+# src/emoflow/classify. Fitted on the partition's training split only.
+
+
+rule classify:
+    input:
+        splits=f"{OUT}/splits/{{part}}.parquet",
+        features=experiment_inputs,
+        code=experiment_code,
+    output:
+        predictions=f"{OUT}/predictions/{{part}}/{{experiment}}.parquet",
+        report=f"{OUT}/models/classify/{{part}}/{{experiment}}.json",
+        model=f"{OUT}/models/classify/{{part}}/{{experiment}}.model",
+    log:
+        f"{OUT}/logs/classify/{{part}}/{{experiment}}.log",
+    conda:
+        env("classify")
+    threads: 1
+    resources:
+        gpu=experiment_gpu,
+    params:
+        cfg=experiment_config,
+    shell:
+        "python -m emoflow.classify.stage {wildcards.experiment:q} {input.splits:q} {output.predictions:q}"
+        " {output.report:q} {output.model:q} --inputs {input.features:q} --config {params.cfg:q}"
+        " --threads {threads} > {log:q} 2>&1"

@@ -1,0 +1,47 @@
+# The run's summary table and plots: src/emoflow/evaluate. Everything here lands in
+# `snakemake --report report.html`.
+
+
+rule report:
+    input:
+        experiments=[p for part in PARTS for p in experiment_reports(part)],
+        predictions=[p for part in PARTS for p in predictions(part)],
+        fusion=fusion_outputs(),
+        fused=[p.removesuffix(".json") + ".parquet" for p in fusion_outputs()],
+        code=code("emoflow.evaluate.report"),
+    output:
+        summary=report(
+            f"{OUT}/report/summary.csv",
+            caption="captions/summary.rst",
+            category="Results",
+        ),
+        markdown=f"{OUT}/report/summary.md",
+        scores=report(
+            f"{OUT}/report/scores.png",
+            caption="captions/scores.rst",
+            category="Results",
+        ),
+        confusion=report(
+            expand(f"{OUT}/report/confusion_{{group}}.png", group=sorted(GROUPS)),
+            caption="captions/confusion.rst",
+            category="Results",
+        ),
+        weights=report(
+            f"{OUT}/report/fusion_weights.png",
+            caption="captions/weights.rst",
+            category="Results",
+        ),
+    log:
+        f"{OUT}/logs/report.log",
+    conda:
+        env("classify")
+    threads: 1
+    params:
+        outdir=f"{OUT}/report",
+        cfg=json.dumps(
+            {"classes": CLASSES, "evaluation": {"metric": EVAL["metric"]}}, sort_keys=True
+        ),
+    shell:
+        "python -m emoflow.evaluate.report {params.outdir:q} --experiments {input.experiments:q}"
+        " --predictions {input.predictions:q} --fusion {input.fusion:q} --fused {input.fused:q}"
+        " --config {params.cfg:q} > {log:q} 2>&1"

@@ -1,0 +1,1 @@
+"""Per-feature classifiers: scikit-learn models on video vectors, torch sequence models on frame sequences."""

@@ -1,0 +1,178 @@
+"""One experiment (feature x encoding x classifier) of one evaluation partition: fit on
+the partition's training split, predict class probabilities for every video.
+
+Inputs: the partition table (``splits/{part}.parquet``) and the feature, either its
+per-shard tables (video-level features; frame-level ones for sequence models) or its
+encoded video vectors (``encoded/{part}/{feature}.{encoding}.parquet``).
+
+* scikit-learn classifiers (:mod:`emoflow.classify.models`): hyper-parameters by
+  speaker-grouped cross-validation on the training split, refitted on all of it.
+* sequence models (:mod:`emoflow.classify.sequence`, classifier ``type: sequence``): the
+  training split's speakers are divided once more (a seeded ``holdout`` fraction of
+  them, default 0.2) to pick the epoch, so the validation split stays untouched for
+  fusion.
+
+Videos whose feature is missing (no face, no audio, empty transcript) are left out of
+training; their predictions are the training split's class prior, flagged ``missing``,
+so fusion can tell an abstaining experiment from a confident one.
+
+Writes ``predictions/{part}/{experiment}.parquet`` (``tables.predictions``), the model
+(a skops file for scikit-learn, a torch file for sequence models) and a JSON report: spec, chosen
+hyper-parameters and their cross-validation score, and accuracy / UAR / macro-F1 on
+train, val and test.  Choices never look at val or test.
+
+``python -m emoflow.classify.stage EXPERIMENT SPLITS PRED REPORT MODEL --inputs FEATURE_TABLES...
+--config JSON [--threads N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from emoflow import logs
+from emoflow.errors import EmoflowError
+from emoflow.evaluate.metrics import scores
+from emoflow.features.read import FeatureSet, read
+from emoflow.storage import atomic_path, read_table, write_table, write_text
+from emoflow.tables import predictions
+
+
+def speaker_holdout(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of the training rows whose speaker is held out (a seeded ``fraction``
+    of the speakers, at least one, never all)."""
+    speakers = np.unique(groups)
+    n = min(len(speakers) - 1, max(1, int(round(fraction * len(speakers)))))
+    if n < 1:
+        raise EmoflowError("a sequence model needs at least 2 training speakers (one to pick the epoch)")
+    held = np.random.default_rng(seed).choice(speakers, size=n, replace=False)
+    return np.isin(groups, held)
+
+
+def prior(y: np.ndarray, n_classes: int) -> np.ndarray:
+    return np.bincount(y, minlength=n_classes) / max(1, len(y))
+
+
+def run(experiment: str, splits_path: str, inputs: list[str], cfg: dict, threads: int, log) -> tuple[dict, dict, object]:
+    """(predictions columns, report, (kind, model)) of one experiment."""
+    classes, spec = cfg["classes"], cfg["classifier"]
+    evaluation = cfg.get("evaluation", {})
+    metric, seed = evaluation.get("metric", "accuracy"), int(evaluation.get("seed", 0))
+    sp = read_table(splits_path).to_pandas()
+    sp = sp[sp["label"].isin(classes)]
+    ids = sp["video_id"].tolist()
+    y = np.array([classes.index(lab) for lab in sp["label"]])
+    split, groups = sp["split"].to_numpy(), sp["speaker"].to_numpy()
+    fs: FeatureSet = read(inputs)
+    sequence = spec["type"] == "sequence"
+    if sequence and fs.level == "video":
+        raise EmoflowError(f"{experiment}: a sequence classifier needs a frame-level feature, {inputs[0]} is video level")
+    if not sequence and fs.level != "video":
+        raise EmoflowError(f"{experiment}: {inputs[0]} is {fs.level} level: give the experiment an encoding")
+    if sequence:
+        missing = np.array([v not in fs.sequences for v in ids])
+    else:
+        X, missing = fs.matrix(ids)
+    tr = (split == "train") & ~missing
+    if len(np.unique(y[tr])) < 2:
+        raise EmoflowError(f"{experiment}: fewer than 2 classes among the training videos with this feature")
+    log.info("%s: %d train videos with the feature (%d missing), dim %d, %s", experiment, tr.sum(),
+             ((split == "train") & missing).sum(), fs.dim, spec["type"])  # fmt: skip
+    t0 = time.time()
+    probs = np.tile(prior(y[tr], len(classes)), (len(ids), 1))
+    have = ~missing
+    if sequence:
+        from emoflow.classify import sequence as seqm
+
+        tr_idx = np.flatnonzero(tr)
+        hold = speaker_holdout(groups[tr_idx], float(spec.get("holdout", 0.2)), seed)
+        seqs = [fs.sequences[ids[i]] for i in tr_idx]
+        train_kw = {k: spec[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "max_len", "patience") if k in spec}
+        model, history = seqm.fit(
+            [s for s, h in zip(seqs, hold) if not h], y[tr_idx][~hold], [s for s, h in zip(seqs, hold) if h], y[tr_idx][hold],
+            len(classes), spec, seed=seed, threads=threads, log=log.info, **train_kw,
+        )  # fmt: skip
+        have_idx = np.flatnonzero(have)
+        probs[have_idx] = seqm.predict_proba(model, [fs.sequences[ids[i]] for i in have_idx], max_len=spec.get("max_len", 64))
+        best = max(history, key=lambda h: (h["val_acc"], -h["val_loss"]))
+        fit_report = {"holdout_speakers": int(len(np.unique(groups[tr_idx][hold]))), "best_epoch": best["epoch"],
+                      "holdout_accuracy": best["val_acc"], "epochs_run": len(history), "history": history}  # fmt: skip
+        kind = "torch"
+    else:
+        from emoflow.classify import models
+
+        model, fit_report = models.search(X[tr], y[tr], groups[tr], spec, metric=metric,
+                                          folds=int(evaluation.get("cv_folds", 5)), seed=seed, threads=threads)  # fmt: skip
+        probs[have] = models.proba_full(model, X[have], len(classes))
+        log.info("%s: best %s, cv %s %.3f", experiment, fit_report["best_params"], metric, fit_report["cv_score"])
+        kind = "sklearn"
+    pred = probs.argmax(1)
+    split_scores = {}
+    for s in ("train", "val", "test"):
+        m = split == s
+        if m.any():
+            split_scores[s] = scores(y[m], pred[m], len(classes)) | {"missing": int((m & missing).sum())}
+    report = {
+        "experiment": experiment,
+        **{k: cfg.get(k) for k in ("feature", "encoding", "modality")},
+        "classifier": spec,
+        "level": fs.level,
+        "dim": fs.dim,
+        "fit": fit_report,
+        "scores": split_scores,
+        "fit_seconds": round(time.time() - t0, 2),
+    }
+    if "val" in split_scores:
+        log.info("%s: val accuracy %.3f, UAR %.3f", experiment, split_scores["val"]["accuracy"], split_scores["val"]["uar"])
+    columns = {"video_id": ids, "split": split.tolist(), "label": sp["label"].tolist(), "missing": missing.tolist()}
+    columns |= {f"p_{c}": probs[:, i] for i, c in enumerate(classes)}
+    return columns, report, (kind, model)
+
+
+def save_model(kind: str, model, path: Path, meta: dict) -> None:
+    if kind == "torch":
+        from emoflow.classify import sequence as seqm
+
+        with atomic_path(path) as tmp:
+            seqm.save(model, tmp, meta)
+    else:
+        import skops.io as sio
+
+        with atomic_path(path, suffix=".skops") as tmp:
+            sio.dump(model, tmp)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="emoflow classify", description=__doc__.split("\n\n")[0])
+    ap.add_argument("experiment")
+    ap.add_argument("splits", help="splits/{part}.parquet")
+    ap.add_argument("predictions", help="output: predictions/{part}/{experiment}.parquet")
+    ap.add_argument("report", help="output: the model's JSON report")
+    ap.add_argument("model", help="output: the fitted model (skops file for scikit-learn, torch file for sequence models)")
+    ap.add_argument("--inputs", nargs="+", required=True, help="the feature's shard tables or its encoded table")
+    ap.add_argument("--config", required=True, help="JSON: classes, classifier spec, evaluation, feature/encoding/modality")
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args(argv)
+    log = logs.setup("emoflow.classify")
+    cfg = json.loads(args.config)
+    try:
+        columns, report, (kind, model) = run(args.experiment, args.splits, args.inputs, cfg, args.threads, log)
+    except (EmoflowError, ValueError) as exc:
+        print(f"error: experiment {args.experiment}: {exc}", file=sys.stderr)
+        return 2
+    model_path = Path(args.model)
+    report["model_format"] = "torch" if kind == "torch" else "skops"
+    save_model(kind, model, model_path, {"experiment": args.experiment, "classes": cfg["classes"]})
+    write_table(pa.table(columns), args.predictions, predictions(cfg["classes"]))
+    write_text(args.report, json.dumps(report, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Evaluation: classification scores (accuracy, UAR, macro-F1), confusion matrices and plots."""

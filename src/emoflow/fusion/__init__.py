@@ -1,0 +1,1 @@
+"""Late fusion of experiments' class probabilities: weighted averaging and stacking, chosen on validation."""
