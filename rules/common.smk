@@ -142,9 +142,7 @@ CLASSES = labels.classes(CFG)
 def _labels_digest():
     """What the partitions read from the manifest (a change reruns the splits)."""
     cols = [c for c in ("video_id", "label", "split", "speaker") if c in VIDEOS]
-    return hashlib.sha1(
-        VIDEOS[cols].to_csv(index=False).encode("utf-8")
-    ).hexdigest()
+    return hashlib.sha1(VIDEOS[cols].to_csv(index=False).encode("utf-8")).hexdigest()
 
 
 LABELS_DIGEST = _labels_digest()
@@ -154,7 +152,9 @@ def _fits_on_labels(params):
     """Fitted on this dataset's training labels (so, under k-fold, once per fold)."""
     if not registry.entry(params["extractor"]).fitted:
         return False
-    if params["extractor"] == "frame_cnn":  # FER2013 / an image folder: no dataset labels
+    if (
+        params["extractor"] == "frame_cnn"
+    ):  # FER2013 / an image folder: no dataset labels
         return (params.get("train") or {}).get("source", "crops") == "crops"
     return True
 
@@ -180,7 +180,7 @@ def feature_of(name, part):
 
 
 def fit_manifest(wildcards):
-    """The manifest a fit rule reads: the partition's under k-fold, else the dataset's."""
+    """The manifest read by the fit of a feature: the partition's under k-fold, else the dataset's."""
     part = FOLD_OF.get(wildcards.name)
     return f"{OUT}/splits/{part}.csv" if part else MANIFEST
 
@@ -323,7 +323,9 @@ def experiment_inputs(wildcards):
     """An experiment's feature: encoded vectors, or the shard tables themselves."""
     exp = _experiment(wildcards)
     if exp.get("encoding"):
-        return f"{OUT}/encoded/{wildcards.part}/{exp['feature']}.{exp['encoding']}.parquet"
+        return (
+            f"{OUT}/encoded/{wildcards.part}/{exp['feature']}.{exp['encoding']}.parquet"
+        )
     name = feature_of(exp["feature"], wildcards.part)
     return per_shard(f"{OUT}/features/{name}/{{shard}}.parquet")
 

@@ -37,9 +37,10 @@ rule report:
         env("classify")
     threads: 1
     params:
-        outdir=f"{OUT}/report",
+        outdir=lambda w, output: os.path.dirname(output.summary),
         cfg=json.dumps(
-            {"classes": CLASSES, "evaluation": {"metric": EVAL["metric"]}}, sort_keys=True
+            {"classes": CLASSES, "evaluation": {"metric": EVAL["metric"]}},
+            sort_keys=True,
         ),
     shell:
         "python -m emoflow.evaluate.report {params.outdir:q} --experiments {input.experiments:q}"

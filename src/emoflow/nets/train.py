@@ -156,7 +156,8 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
             gen.set_state(state["gen"])
-            torch.set_rng_state(state["torch_rng"])  # dropout draws from the global generator
+            if "torch_rng" in state:  # dropout draws from the global generator (older checkpoints lack it)
+                torch.set_rng_state(state["torch_rng"])
             best_state, start_epoch = state["best_state"], state["epoch"]
             result.best_epoch, result.best_val_acc, result.history = state["best_epoch"], state["best_val_acc"], state["history"]
             result.resumed_from = start_epoch
