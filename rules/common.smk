@@ -152,6 +152,8 @@ def _fits_on_labels(params):
     """Fitted on this dataset's training labels (so, under k-fold, once per fold)."""
     if not registry.entry(params["extractor"]).fitted:
         return False
+    if params.get("model_from"):  # applies another entry's fit
+        return _fits_on_labels(FEATURES[params["model_from"]])
     if (
         params["extractor"] == "frame_cnn"
     ):  # FER2013 / an image folder: no dataset labels
@@ -249,8 +251,12 @@ def init_checkpoint(wildcards):
 
 
 def fitted_model(name):
-    """Where the fit of a fitted extractor lands (rules fit_<extractor>)."""
-    return f"{OUT}/models/{FEATURES[name]['extractor']}/{name}.json"
+    """Where the fit of a fitted extractor lands (rules fit_<extractor>); an entry with
+    ``model_from: <feature>`` applies that feature's fit (same fold under k-fold)."""
+    src = FEATURES[name].get("model_from") or name
+    if src != name and name in FOLD_OF:
+        src = f"{src}__{FOLD_OF[name]}"
+    return f"{OUT}/models/{FEATURES[src]['extractor']}/{src}.json"
 
 
 def feature_model(wildcards):
@@ -273,6 +279,7 @@ def feature_gpu(wildcards):
 def feature_config(wildcards):
     """This extractor's config slice (JSON), with its fitted model's path."""
     params = dict(FEATURES[wildcards.name])
+    params.pop("model_from", None)  # workflow-level: which fit to apply
     if _feature(wildcards).fitted:
         params["model"] = fitted_model(wildcards.name)
     cfg = {

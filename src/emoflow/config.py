@@ -15,31 +15,15 @@ import os
 from pathlib import Path
 
 import jsonschema
-import yaml
-
 from emoflow.errors import ConfigError
+from emoflow.yamlio import SCHEMA_DIR, load_yaml  # noqa: F401 - re-exported
+from emoflow.yamlio import schema as _schema
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DATA_ROOT_ENV = "EMOFLOW_DATA_ROOT"
 
 
-def load_yaml(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
-    return data
-
-
 def schema(name: str = "config") -> dict:
-    return load_yaml(SCHEMA_DIR / f"{name}.schema.yaml")
+    return _schema(name)
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -119,7 +103,15 @@ def _check_labels(cfg: dict, source: str) -> None:
 
 
 def _check_experiments(cfg: dict, source: str) -> None:
-    """Experiments name existing features, encodings and classifiers; fusion names experiments."""
+    """Experiments name existing features, encodings and classifiers; fusion names experiments;
+    ``model_from`` names a feature of the same extractor that has its own fit."""
+    for name, params in cfg["features"].items():
+        src = params.get("model_from")
+        if src is None:
+            continue
+        other = cfg["features"].get(src)
+        if other is None or other["extractor"] != params["extractor"] or other.get("model_from"):
+            raise ConfigError(f"{source}: features.{name}.model_from: {src!r} must be a {params['extractor']} entry with its own fit")
     for name, exp in cfg["experiments"].items():
         where = f"{source}: experiments.{name}"
         if exp["feature"] not in cfg["features"]:

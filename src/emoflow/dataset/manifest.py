@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pandas as pd
 
-from emoflow.config import SCHEMA_DIR, load_yaml
+from emoflow.yamlio import schema
 from emoflow.errors import ManifestError
 
 COLUMNS = ("video_id", "path", "label", "split", "speaker")
@@ -26,7 +26,7 @@ SPLITS = ("train", "val", "test")
 
 @functools.lru_cache(maxsize=1)
 def row_schema() -> dict:
-    return load_yaml(SCHEMA_DIR / "manifest.schema.yaml")
+    return schema("manifest")
 
 
 def _dialect(path: Path, head: str) -> str:

@@ -161,6 +161,19 @@ def training_crops(manifest: str, crop_inputs: list[str], classes: list[str], si
     return ImageSet(list(classes), tx, ty.astype(np.int64), vx, vy.astype(np.int64), val_groups=vg, source="crops")
 
 
+def central_crop(color: np.ndarray, crop: float, center_y: float) -> np.ndarray:
+    """(n, s, s, 3) aligned colour crops -> (n, k, k) grey central crops (k = crop * s),
+    centred horizontally and at ``center_y`` of the height: how models trained on tightly
+    framed faces (FER2013) see the face stage's looser aligned crops."""
+    from PIL import Image
+
+    s = color.shape[1]
+    k = max(1, int(round(crop * s)))
+    x0 = (s - k) // 2
+    y0 = int(round(min(max(center_y * s - k / 2, 0), s - k)))
+    return np.stack([np.asarray(Image.fromarray(c).convert("L"))[y0 : y0 + k, x0 : x0 + k] for c in color])
+
+
 def resize(images: np.ndarray, size: int) -> np.ndarray:
     """(N, h, w) uint8 -> (N, size, size) uint8 (bilinear)."""
     from PIL import Image

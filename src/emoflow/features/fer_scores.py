@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from emoflow.features.base import Extractor, Output
+from emoflow.features.face_images import central_crop
 
 CLASSES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FEATURE_LAYER = "add_4"  # the last residual block, before the 7-channel classifier convolution
@@ -83,17 +84,6 @@ def preprocess(grey: np.ndarray, size: int) -> np.ndarray:
     return ((grey.astype(np.float32) / 255.0 - 0.5) * 2.0)[..., None]
 
 
-def frame_faces(color: np.ndarray, crop: float, center_y: float) -> np.ndarray:
-    """(n, s, s, 3) aligned colour crops -> (n, k, k) grey central crops (k = crop * s)."""
-    from PIL import Image
-
-    s = color.shape[1]
-    k = max(1, int(round(crop * s)))
-    x0 = (s - k) // 2
-    y0 = int(round(min(max(center_y * s - k / 2, 0), s - k)))
-    return np.stack([np.asarray(Image.fromarray(c).convert("L"))[y0 : y0 + k, x0 : x0 + k] for c in color])
-
-
 def predict(model, x: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """(probabilities, features) of a preprocessed batch, ``batch_size`` at a time."""
     probs, feats = [], []
@@ -122,7 +112,7 @@ class FERScores(Extractor):
     def extract(self, clip) -> Output | None:
         if len(clip) == 0:
             return None
-        faces = frame_faces(clip.color, self.params["crop"], self.params["center_y"])
+        faces = central_crop(clip.color, self.params["crop"], self.params["center_y"])
         probs, feats = predict(self.model, preprocess(faces, self.size), self.params["batch_size"])
         return Output(np.hstack([probs, feats]), clip.times, clip.frames)
 
@@ -185,7 +175,7 @@ def framing_grid(
     rows = []
     for crop in crops:
         for center in centers:
-            probs, _ = predict(model, preprocess(frame_faces(color, crop, center), size), 256)
+            probs, _ = predict(model, preprocess(central_crop(color, crop, center), size), 256)
             video = np.zeros((len(y), len(CLASSES)))
             np.add.at(video, owner, probs)
             pred = video.argmax(1)
