@@ -34,6 +34,8 @@ def test_only_changed_stages_rerun(tmp_path):
         # one audio extractor is enough here; null drops the others config.yaml defines
         "features": {**{name: None for name in load_config([REPO / "config.yaml"])["features"]}, "egemaps": {"extractor": "opensmile", "feature_set": "eGeMAPSv02"}},
         "asr": {"enabled": False},
+        # no experiments: this test is about the per-video stages
+        "experiments": {name: None for name in load_config([REPO / "config.yaml"])["experiments"]},
     }
     cfg_file = tmp_path / "cfg.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
