@@ -6,7 +6,7 @@ rule classify:
     input:
         splits=f"{OUT}/splits/{{part}}.parquet",
         features=experiment_inputs,
-        code=experiment_code,
+        code=code("emoflow.classify.stage"),
     output:
         predictions=f"{OUT}/predictions/{{part}}/{{experiment}}.parquet",
         report=f"{OUT}/models/classify/{{part}}/{{experiment}}.json",

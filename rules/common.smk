@@ -337,16 +337,6 @@ def experiment_inputs(wildcards):
     return per_shard(f"{OUT}/features/{name}/{{shard}}.parquet")
 
 
-def experiment_code(wildcards):
-    mods = ["emoflow.classify.stage"]
-    mods.append(
-        "emoflow.classify.sequence"
-        if _is_sequence(_experiment(wildcards))
-        else "emoflow.classify.models"
-    )
-    return code(*mods)
-
-
 def experiment_config(wildcards):
     """The experiment's slice: its classifier spec, classes and the evaluation settings."""
     exp = _experiment(wildcards)

@@ -67,7 +67,7 @@ def pipeline(spec: dict, n_features: int, n_train: int, seed: int = 0, final: bo
     return pipe
 
 
-def _calibrated(pipe, seed: int):
+def _calibrated(pipe):
     """LinearSVC has no probabilities: Platt scaling over 3 stratified folds."""
     from sklearn.calibration import CalibratedClassifierCV
 
@@ -98,7 +98,7 @@ def search(X, y, groups, spec: dict, *, metric: str = "accuracy", folds: int = 5
     )
     gs.fit(X, y, groups=groups)
     best = gs.best_params_
-    final = _calibrated(pipeline(spec, X.shape[1], len(X), seed, final=True, **best), seed)
+    final = _calibrated(pipeline(spec, X.shape[1], len(X), seed, final=True, **best))
     final.fit(X, y)
     table = [
         {"params": {k.removeprefix("clf__"): v for k, v in p.items()}, "cv_score": float(m), "cv_std": float(s)}

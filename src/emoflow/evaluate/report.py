@@ -105,7 +105,7 @@ def _markdown(df: pd.DataFrame, metric: str) -> str:
     show = df.copy()
     for c in show.columns:
         if show[c].dtype.kind == "f":
-            show[c] = show[c].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}" if "cv" in c or "_" in c else v)
+            show[c] = show[c].map(lambda v: "" if pd.isna(v) else f"{100 * v:.1f}")
     head = "| " + " | ".join(show.columns) + " |\n|" + "---|" * len(show.columns) + "\n"
     body = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in show.itertuples(index=False))
     return f"# emoflow summary\n\nScores in %. Choices by validation {metric}; test scored once.\n\n" + head + body

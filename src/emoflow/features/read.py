@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+import pandas as pd
+from pyarrow.parquet import read_schema as read_table_schema
 
 from emoflow.errors import EmoflowError
-from emoflow.storage import read_table
 
 
 @dataclass
@@ -43,34 +42,33 @@ class FeatureSet:
 
 def read(paths: list[str]) -> FeatureSet:
     """One feature's shard tables -> :class:`FeatureSet` (all shards must agree on level/dim)."""
+    from emoflow.features.base import read_features
+
     if not paths:
         raise EmoflowError("no feature tables to read")
-    tables, level, dim = [], None, None
+    metas, xs, level, dim = [], [], None, None
     for p in paths:
-        t = read_table(p)
-        meta = t.schema.metadata or {}
+        meta = read_table_schema(p).metadata or {}
         lv, d = meta.get(b"level", b"").decode(), int(meta.get(b"dim", b"0"))
         if level is None:
             level, dim = lv, d
         elif (lv, d) != (level, dim):
             raise EmoflowError(f"{p}: level/dim {lv}/{d} differs from the other shards' {level}/{dim}")
-        tables.append(t)
-    t = pa.concat_tables(tables)
+        m, x = read_features(p)
+        metas.append(m)
+        xs.append(x)
+    meta, X = pd.concat(metas, ignore_index=True), np.concatenate(xs).astype(np.float32, copy=False)
     fs = FeatureSet(level=level, dim=dim)
-    miss = t["missing"].to_numpy(zero_copy_only=False)
-    ids = np.asarray(t["video_id"].to_pylist(), dtype=object)
-    fs.missing = set(ids[miss].tolist())
-    t = t.filter(pc.invert(t["missing"]))
-    if t.num_rows == 0:
+    miss = meta["missing"].to_numpy(bool)
+    fs.missing = set(meta.loc[miss, "video_id"])
+    meta, X = meta[~miss].reset_index(drop=True), X[~miss]
+    if not len(meta):
         return fs
-    X = t["x"].combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, dim)
-    ids = np.asarray(t["video_id"].to_pylist(), dtype=object)
     if level == "video":
-        fs.vectors = dict(zip(ids.tolist(), X))
+        fs.vectors = dict(zip(meta["video_id"], X))
         return fs
-    frames = t["frame"].to_numpy()
-    order = np.lexsort((frames, ids))
-    ids, X = ids[order], X[order]
+    meta = meta.sort_values(["video_id", "frame"], kind="stable")
+    ids, X = meta["video_id"].to_numpy(object), X[meta.index.to_numpy()]
     starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
     ends = np.r_[starts[1:], len(ids)]
     fs.sequences = {ids[s]: X[s:e] for s, e in zip(starts, ends)}

@@ -41,9 +41,9 @@ def select(reports: dict[str, dict], group: dict) -> list[str]:
     return sorted(out)
 
 
-def load_predictions(paths: list[str], classes: list[str]) -> dict[str, "pa.Table"]:
+def load_predictions(paths: list[str], classes: list[str]) -> dict:
     cols = [f"p_{c}" for c in classes]
-    out = {}
+    out = {}  # experiment -> its predictions, rows sorted by video_id
     for p in paths:
         t = read_table(p).to_pandas()
         missing = [c for c in cols if c not in t]
