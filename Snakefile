@@ -6,6 +6,12 @@
 configfile: f"{workflow.basedir}/config.yaml"
 
 
+# Every envs/*.yaml pre-built in one image (containers/containerize.Dockerfile, as
+# `snakemake --containerize` prints it; build: containers/README.md):
+# `--sdm conda apptainer` runs each rule's env inside it, nothing is solved at run time.
+containerized: f"{workflow.basedir}/containers/emoflow-envs.sif"
+
+
 include: "rules/common.smk"
 include: "rules/demo.smk"
 include: "rules/dataset.smk"
@@ -17,9 +23,11 @@ include: "rules/encode.smk"
 include: "rules/classify.smk"
 include: "rules/fusion.smk"
 include: "rules/report.smk"
+include: "rules/bundle.smk"
 
 
 rule all:
     default_target: True
     input:
         targets(),
+        rules.bundle.output,

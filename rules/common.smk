@@ -182,9 +182,13 @@ def feature_of(name, part):
 
 
 def fit_manifest(wildcards):
-    """The manifest read by the fit of a feature: the partition's under k-fold, else the dataset's."""
+    """The manifest read by the fit of a feature: the partition's under k-fold, else the
+    dataset's. A fit that reads no dataset labels (a frame CNN trained on FER2013 or an
+    image folder) gets it ancient: adding videos to the corpus does not retrain it."""
     part = FOLD_OF.get(wildcards.name)
-    return f"{OUT}/splits/{part}.csv" if part else MANIFEST
+    if part:
+        return f"{OUT}/splits/{part}.csv"
+    return MANIFEST if _fits_on_labels(FEATURES[wildcards.name]) else ancient(MANIFEST)
 
 
 def _feature(wildcards):
@@ -403,3 +407,115 @@ def targets():
         ),
         *([f"{OUT}/report/summary.csv"] if EXPERIMENTS else []),
     ]
+
+
+# --- the model bundle (rules/bundle.smk, emoflow.predict.bundle) ------------------
+from types import SimpleNamespace  # noqa: E402
+
+from emoflow.fusion.stage import select as select_experiments  # noqa: E402
+
+BUNDLE_PART = CFG["bundle"]["part"] or PARTS[0]
+BUNDLE_GROUP = CFG["bundle"]["group"] or (
+    "all" if "all" in GROUPS else sorted(GROUPS)[0]
+)
+if BUNDLE_PART not in PARTS:
+    raise WorkflowError(
+        f"{_CONFIG_SOURCE}: bundle.part: {BUNDLE_PART!r} is not a partition ({PARTS})"
+    )
+
+
+def _bundle_experiments():
+    """The group's experiments (the fusion picks its weights among them)."""
+    meta = {
+        n: {
+            "feature": EXPERIMENTS[n]["feature"],
+            "modality": registry.modality(
+                FEATURES_ALL[EXPERIMENTS[n]["feature"]]["extractor"]
+            ),
+        }
+        for n in FUSED
+    }
+    return select_experiments(meta, GROUPS[BUNDLE_GROUP])
+
+
+BUNDLE_EXPERIMENTS = _bundle_experiments()
+
+
+def _bundle_files(name):
+    """One experiment's fitted files in the bundle partition."""
+    part, exp = BUNDLE_PART, EXPERIMENTS[name]
+    out = {
+        "model": f"{OUT}/models/classify/{part}/{name}.model",
+        "report": f"{OUT}/models/classify/{part}/{name}.json",
+        "predictions": f"{OUT}/predictions/{part}/{name}.parquet",
+    }
+    if exp.get("encoding"):
+        out["encoder"] = (
+            f"{OUT}/models/encode/{part}/{exp['feature']}.{exp['encoding']}.npz"
+        )
+    return out
+
+
+def _bundle_feature(feature):
+    table = feature_of(feature, BUNDLE_PART)
+    extractor = FEATURES[table]["extractor"]
+    entry = registry.entry(extractor)
+    return {
+        "extractor": extractor,
+        "input": entry.input,
+        "modality": registry.modality(extractor),
+        "table": table,
+        "config": feature_config(SimpleNamespace(name=table)),
+        "model": fitted_model(table) if entry.fitted else None,
+    }
+
+
+def bundle_inputs(wildcards):
+    files = [p for n in BUNDLE_EXPERIMENTS for p in _bundle_files(n).values()]
+    feats = {EXPERIMENTS[n]["feature"] for n in BUNDLE_EXPERIMENTS}
+    models = [_bundle_feature(f)["model"] for f in sorted(feats)]
+    return files + [m for m in models if m]
+
+
+def bundle_spec(wildcards):
+    """What the bundle holds (JSON), paths as the rule's inputs name them."""
+    stages = {
+        k: CFG[k]
+        for k in ("probe", "frames", "audio", "faces", "asr", "feature_inputs")
+    }
+    stages["faces"] = {
+        **stages["faces"],
+        "hints": None,
+    }  # per-video hints of this corpus
+    # float results depend on thread counts (BLAS splits): predict runs each stage with its rule's
+    threads = {
+        r: workflow.get_rule(r).resources["_cores"].value
+        for r in ("frames", "audio", "faces", "asr", "features")
+    }
+    feats = sorted({EXPERIMENTS[n]["feature"] for n in BUNDLE_EXPERIMENTS})
+    return json.dumps(
+        {
+            "part": BUNDLE_PART,
+            "group": BUNDLE_GROUP,
+            "group_spec": GROUPS[BUNDLE_GROUP],
+            "classes": CLASSES,
+            "label_space": CFG["dataset"]["label_space"],
+            "fusion": f"{OUT}/fusion/{BUNDLE_PART}/{BUNDLE_GROUP}.json",
+            "stages": stages,
+            "threads": threads,
+            "features": {f: _bundle_feature(f) for f in feats},
+            "experiments": {
+                n: {
+                    "feature": EXPERIMENTS[n]["feature"],
+                    "encoding": EXPERIMENTS[n].get("encoding"),
+                    "modality": registry.modality(
+                        FEATURES_ALL[EXPERIMENTS[n]["feature"]]["extractor"]
+                    ),
+                    "classifier": CFG["classifiers"][EXPERIMENTS[n]["classifier"]],
+                    **_bundle_files(n),
+                }
+                for n in BUNDLE_EXPERIMENTS
+            },
+        },
+        sort_keys=True,
+    )

@@ -1,6 +1,8 @@
 """The ``emoflow`` command.
 
   emoflow run [SNAKEMAKE ARGS]      run the workflow (snakemake -s <repo>/Snakefile ...)
+  emoflow predict VIDEO... --bundle RUN --out DIR
+                                    emotions of new videos from a trained run (see -h)
   emoflow validate [-c CONFIG ...]  validate config(s) and the manifest; print a summary
   emoflow shards MANIFEST -n N      show which shard each video goes to
   emoflow demo OUTDIR               generate the demo corpus
@@ -27,6 +29,8 @@ STAGES = {
     "shard-sheet": "emoflow.dataset.shards",
     "demo": "emoflow.demo.generate",
     "media-summary": "emoflow.media.summary",
+    "predict": "emoflow.predict.cli",
+    "bundle": "emoflow.predict.bundle",
 }
 
 

@@ -126,6 +126,9 @@ def _check_experiments(cfg: dict, source: str) -> None:
     unknown = [e for e in fused or [] if e not in cfg["experiments"]]
     if unknown:
         raise ConfigError(f"{source}: fusion.experiments: {unknown} are not entries of experiments")
+    group = cfg["bundle"]["group"]
+    if group is not None and group not in cfg["fusion"]["groups"]:
+        raise ConfigError(f"{source}: bundle.group: {group!r} is not a fusion group ({sorted(cfg['fusion']['groups'])})")
 
 
 def finalize(cfg: dict, source: str = "config", base_dir: str | os.PathLike | None = None) -> dict:

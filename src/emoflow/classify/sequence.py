@@ -554,7 +554,7 @@ def save(model: SequenceClassifier, path: str | Path, meta: dict | None = None) 
 
 def load(path: str | Path, device: str = "cpu") -> tuple[SequenceClassifier, dict]:
     """Rebuild the model written by :func:`save` (eval mode) and return it with its meta."""
-    blob = torch.load(Path(path), map_location="cpu", weights_only=False)
+    blob = torch.load(Path(path), map_location="cpu", weights_only=True)  # tensors and plain data only
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ValueError(f"{path}: not a sequence classifier file ({FORMAT})")
     args = blob["args"]

@@ -9,6 +9,9 @@ Methods:
 
 * ``"weighted"``: EmotiW-style weighted average of class probabilities, weights searched on the
   simplex grid (Kahou et al. 2013; 2016), :func:`emoflow.fusion.search.search_weights`.
+* ``"product"``: weighted product rule (log-linear pooling: a weighted geometric mean of the
+  probabilities), weights searched like ``"weighted"`` (:func:`emoflow.fusion.search.fuse_product`);
+  the Bayes combination for modalities whose errors are independent given the class.
 * ``"caruana"``: ensemble selection with replacement (Caruana et al. 2004),
   :func:`emoflow.fusion.search.greedy_select`.
 * ``"stacking"``: logistic-regression meta-classifier on log-probabilities (Wolpert 1992),
@@ -23,10 +26,11 @@ earlier method in ``methods`` (by default the simpler weighted average).
 
 Choice format::
 
-    {"method": "weighted" | "caruana" | "stacking", "metric": "accuracy" | "uar",
+    {"method": "weighted" | "product" | "caruana" | "stacking", "metric": "accuracy" | "uar",
      "secondary_metric": ..., "models": [names...], "n_classes": C, "n": n_val,
      "folds": k, "seed": s,
      "methods": {"weighted": {"weights": {name: w}, "fit": scores, "cv": cv scores},
+                 "product":  {"weights": {name: w}, "fit": scores, "cv": cv scores},
                  "caruana":  {"weights": {name: w}, "fit": scores, "cv": cv scores},
                  "stacking": {"model": Stacker.to_dict(), "fit": scores, "cv": cv scores}},
      "table": [{"method", "cv_accuracy", "cv_uar", "cv_macro_f1", "fit_accuracy", "fit_uar", "fit_macro_f1"}]}
@@ -41,10 +45,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from emoflow.evaluate.metrics import scores
-from emoflow.fusion.search import cv_score_weights, fuse, greedy_select, search_weights, secondary_metric, stack_probs
+from emoflow.fusion.search import (
+    cv_score_weights, fuse, fuse_product, greedy_select, log_scores, search_weights, secondary_metric, stack_probs,
+)  # fmt: skip
 from emoflow.fusion.stacking import Stacker
 
-METHODS = ("weighted", "caruana", "stacking")
+METHODS = ("weighted", "product", "caruana", "stacking")
 
 
 def _floats(d: Mapping) -> dict:
@@ -79,16 +85,17 @@ def choose(
 
     results: dict[str, dict] = {}
     for method in methods:
-        if method in ("weighted", "caruana"):
-            if method == "weighted":
-                w, _ = search_weights(probs, y, metric=metric, seed=seed, **search_kw)
-                cv = cv_score_weights(probs, y, groups, folds, metric=metric, seed=seed, **search_kw)
+        if method in ("weighted", "product", "caruana"):
+            inputs = log_scores(probs) if method == "product" else probs  # same argmax as the log-probabilities
+            if method in ("weighted", "product"):
+                w, _ = search_weights(inputs, y, metric=metric, seed=seed, **search_kw)
+                cv = cv_score_weights(inputs, y, groups, folds, metric=metric, seed=seed, **search_kw)
             else:
                 w, _ = greedy_select(probs, y, metric=metric)
                 cv = cv_score_weights(probs, y, groups, folds, metric=metric, seed=seed, selector=greedy_select)
             results[method] = {
                 "weights": {name: float(v) for name, v in zip(names, w)},
-                "fit": _floats(scores(y, fuse(probs, w).argmax(axis=1), n_classes)),
+                "fit": _floats(scores(y, fuse(inputs, w).argmax(axis=1), n_classes)),
                 "cv": {**_floats(cv), "fold_weights": cv["fold_weights"]},
             }
         else:
@@ -125,10 +132,15 @@ def choose(
     }
 
 
-def apply(choice: Mapping, probs: Mapping[str, np.ndarray]) -> np.ndarray:
+def apply(choice: Mapping, probs: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
     """Fused (n, C) probabilities of ``probs`` (e.g. test) under ``choice`` from :func:`choose`.
 
     Weighted methods need only the models with non-zero weight; stacking needs all of them.
+    ``present`` (model -> (n,) bool, optional) says which rows a model really predicted (its
+    feature was not missing): weighted methods then renormalise each row's weights over the
+    models present in it (a video with no face is fused from its audio experiments alone); a
+    row with none present keeps the full weights (the models' stand-in priors).  Stacking
+    reads every model's probabilities as they are (an absent model contributes its prior).
     """
     method = choice["method"]
     params = choice["methods"][method]
@@ -144,4 +156,14 @@ def apply(choice: Mapping, probs: Mapping[str, np.ndarray]) -> np.ndarray:
         raise ValueError(f"expected {choice['n_classes']} classes, got {arrays[0].shape[1]}")
     if method == "stacking":
         return Stacker.from_dict(params["model"]).predict_proba(arrays)
-    return fuse(arrays, [params["weights"][name] for name in needed])
+    weights = [params["weights"][name] for name in needed]
+    combine = fuse_product if method == "product" else fuse
+    fused = combine(arrays, weights)
+    if present is not None:
+        mask = np.column_stack([np.asarray(present[name], bool) for name in needed])  # (n, m)
+        partial = ~mask.all(axis=1) & mask.any(axis=1)
+        for pattern in np.unique(mask[partial], axis=0):  # rows missing the same models
+            rows = partial & (mask == pattern).all(axis=1)
+            keep = np.flatnonzero(pattern)
+            fused[rows] = combine([arrays[k][rows] for k in keep], [weights[k] for k in keep])
+    return fused

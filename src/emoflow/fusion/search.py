@@ -1,4 +1,5 @@
-"""Weighted-average late fusion with weights searched on the validation split (EmotiW style).
+"""Weighted-average (and weighted product) late fusion with weights searched on the validation
+split (EmotiW style).
 
 What: the fused class probabilities are a convex combination of the experiments'
 probabilities, ``P = sum_m w_m P_m`` with ``w_m >= 0`` and ``sum w_m = 1``; the prediction is
@@ -34,6 +35,9 @@ Caveat: the score returned by :func:`search_weights` is optimistic, since the we
 on the same samples.  :func:`cv_score_weights` gives an honest estimate (search on k-1 folds of
 validation, score the held-out fold, pool the out-of-fold predictions), comparable with the
 cross-validated score of stacking (:mod:`emoflow.fusion.stacking`).
+
+:func:`fuse_product` is the weighted product rule (geometric mean of the probabilities); its
+weights are searched by the same code on :func:`log_scores`.
 
 :func:`greedy_select` is the alternative of Caruana et al. 2004 ("Ensemble selection from
 libraries of models", ICML): forward selection with replacement; the weights are the selection
@@ -85,6 +89,30 @@ def fuse(probs: Sequence[np.ndarray], weights) -> np.ndarray:
     """Weighted average (n, C) of the models' probabilities; weights are normalised to sum to 1."""
     stacked = stack_probs(probs)
     return np.tensordot(_normalise(weights, stacked.shape[0]), stacked, axes=1)
+
+
+#: Probability floor of the product rule (log 1e-6 = -13.8: one model's near-zero cannot veto a class alone).
+LOG_FLOOR = 1e-6
+
+
+def log_scores(probs: Sequence[np.ndarray], floor: float = LOG_FLOOR) -> list[np.ndarray]:
+    """``log max(p, floor) - log floor`` per model: non-negative log-probabilities.  The shift is
+    the same for every class of a model, so the argmax of any weighted sum equals that of the
+    weighted sum of log-probabilities: :func:`search_weights` run on these searches the weights
+    of the product rule."""
+    return [np.log(np.clip(np.asarray(p, float), floor, 1.0)) - np.log(floor) for p in stack_probs(probs)]
+
+
+def fuse_product(probs: Sequence[np.ndarray], weights, floor: float = LOG_FLOOR) -> np.ndarray:
+    """Weighted product rule (log-linear pooling): ``P ∝ prod_m P_m ** w_m`` (weights normalised
+    to sum 1, i.e. a weighted geometric mean), renormalised over classes.  For models whose
+    errors are independent given the class (different modalities), the product of their
+    posteriors is the Bayes combination (Kittler et al. 1998, "On combining classifiers");
+    averaging probabilities under-uses agreement between them."""
+    logits = fuse(log_scores(probs, floor), weights)
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
 
 
 def secondary_metric(metric: str) -> str:

@@ -78,7 +78,8 @@ def run(splits_path, pred_paths, report_paths, cfg, log) -> tuple[dict, dict]:
         methods=tuple(cfg.get("methods", ("weighted", "stacking"))), metric=ev.get("metric", "accuracy"),
         folds=int(cfg.get("folds", 5)), seed=int(ev.get("seed", 0)), search_kw={"step": float(cfg.get("step", 0.05))},
     )  # fmt: skip
-    fused = apply(choice, probs)
+    present = {n: ~preds[n]["missing"].to_numpy(bool) for n in names}
+    fused = apply(choice, probs, present)
     pred = fused.argmax(1)
     choice["scores"] = {s: scores(y[split == s], pred[split == s], len(classes)) for s in ("train", "val", "test") if (split == s).any()}
     choice["group"] = {"name": cfg.get("name"), **group}

@@ -1,0 +1,8 @@
+# emoflow env "audio" (envs/audio.yaml), cpu image. Written by containers/generate.py
+# from the env file: do not edit, rerun it. Build from the repository root:
+#   docker build -f containers/audio.cpu.Dockerfile -t emoflow-audio:cpu .
+FROM mambaorg/micromamba:2.8.1
+ENV PIP_NO_CACHE_DIR=1
+COPY --chown=$MAMBA_USER:$MAMBA_USER envs/audio.yaml /tmp/env.yaml
+RUN micromamba install --yes --name base --file /tmp/env.yaml \
+    && micromamba clean --all --yes

@@ -1,0 +1,75 @@
+"""Apply a bundle's fitted encoders, classifiers and fusion to freshly extracted features.
+
+Each step calls what the workflow's stage calls: the encoder's ``transform`` into float32
+video vectors (``emoflow.encode.stage``), :func:`emoflow.classify.models.proba_full` or
+:func:`emoflow.classify.sequence.predict_proba` (``emoflow.classify.stage``, a missing feature
+gets the training prior) and :func:`emoflow.fusion.choose.apply` (``emoflow.fusion.stage``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from emoflow.features.read import read
+from emoflow.fusion.choose import apply as fuse_choice
+from emoflow.predict.bundle import Bundle, used_experiments
+
+
+@dataclass
+class Scores:
+    ids: list[str]
+    experiments: dict[str, np.ndarray]  # name -> (n, C) probabilities
+    present: dict[str, np.ndarray]  # name -> (n,) bool: the feature was there
+    fused: np.ndarray  # (n, C)
+
+    def modalities_used(self, bundle: Bundle) -> list[list[str]]:
+        """Per video, the modalities of the experiments that predicted it (feature present)."""
+        out = []
+        for i in range(len(self.ids)):
+            mods = {bundle.experiments[n]["modality"] for n, p in self.present.items() if p[i]}
+            out.append(sorted(mods))
+        return out
+
+
+def experiment_probs(bundle: Bundle, name: str, tables: dict[str, str], ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (n, C), present (n,)) of one experiment for videos ``ids``."""
+    e = bundle.experiments[name]
+    n_classes = len(bundle.classes)
+    fs = read([tables[e["feature"]]])
+    kind, model = bundle.load_classifier(name)
+    probs = np.tile(np.asarray(e["prior"], float), (len(ids), 1))
+    if kind == "torch":
+        from emoflow.classify import sequence
+
+        have = np.array([v in fs.sequences for v in ids], bool)
+        idx = np.flatnonzero(have)
+        if len(idx):
+            probs[idx] = sequence.predict_proba(model, [fs.sequences[ids[i]] for i in idx],
+                                                max_len=e["classifier"].get("max_len", 64))  # fmt: skip
+        return probs, have
+    if e.get("encoding"):
+        enc = bundle.load_encoder(name)
+        X = np.zeros((len(ids), enc.dim(fs.dim)), np.float32)
+        have = np.array([v in fs.sequences for v in ids], bool)
+        for i in np.flatnonzero(have):
+            X[i] = enc.transform(fs.sequences[ids[i]])
+    else:
+        X, missing = fs.matrix(ids)
+        have = ~missing
+    if have.any():
+        from emoflow.classify.models import proba_full
+
+        probs[have] = proba_full(model, X[have], n_classes)
+    return probs, have
+
+
+def score(bundle: Bundle, tables: dict[str, str], ids: list[str]) -> Scores:
+    """Every used experiment's probabilities and their fusion, for videos ``ids``."""
+    choice = bundle.fusion_choice()
+    probs, present = {}, {}
+    for name in used_experiments(choice):
+        probs[name], present[name] = experiment_probs(bundle, name, tables, ids)
+    fused = fuse_choice(choice, probs, present)
+    return Scores(ids, probs, present, fused)

@@ -1,0 +1,269 @@
+"""``emoflow predict``: emotions of new videos (or face images) from a trained run's bundle.
+
+    emoflow predict clip1.mp4 clip2.mp4 --bundle results/paired_av --out predictions/
+    emoflow predict --manifest new.csv --bundle results/paired_av/bundle --out out/ --json
+
+Writes to ``--out``:
+
+``predictions.csv``   one row per input: ``video_id, path, label_pred, p_<class>...,
+                      modalities_used, note`` (``modalities_used``: the modalities whose
+                      experiments had their feature, ``;``-separated; ``note``: what the stages
+                      skipped, e.g. no face); ``predictions.json`` with ``--json``
+``experiments.parquet`` every experiment's probabilities per input (long form)
+``timeline.parquet``  per-second predictions over sliding windows (:mod:`.timeline`)
+``timeline/<video_id>.png`` the timeline plot of each video
+``skips.csv``         every skip the stages recorded
+
+An input with no usable face and no usable audio gets an empty ``label_pred`` and NaN
+probabilities; one with only one of them is predicted from that modality's experiments
+(the fusion renormalises its weights; a stacking fusion reads the absent experiments'
+training priors).  Images become one-second still videos (no audio: face modality only) and
+get no timeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from emoflow import logs
+from emoflow.errors import EmoflowError, MediaError
+from emoflow.predict import pipeline, timeline
+from emoflow.predict.apply import score
+from emoflow.predict.bundle import Bundle
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+_ID_BAD = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class Result:
+    videos: pd.DataFrame  # one row per input (see module doc)
+    experiments: pd.DataFrame  # long form: video_id, experiment, present, p_<class>
+    timeline: pd.DataFrame  # timeline.schema rows
+    skips: pd.DataFrame
+
+
+def video_id_of(path: str | os.PathLike, taken: set[str]) -> str:
+    """A manifest-style id from a file name (letters, digits, '.', '_', '-'), unique among ``taken``."""
+    stem = _ID_BAD.sub("_", Path(path).stem).strip("._-") or "video"
+    if not stem[0].isalnum():
+        stem = "v" + stem
+    vid, i = stem[:120], 2
+    while vid in taken:
+        vid, i = f"{stem[:112]}-{i}", i + 1
+    taken.add(vid)
+    return vid
+
+
+def gather(paths: list[str], manifest: str | None = None) -> pd.DataFrame:
+    """Inputs as rows (video_id, path absolute, kind video|image[, label, split]); a missing file is an error."""
+    if manifest:
+        from emoflow.dataset.manifest import validate_manifest
+
+        df = validate_manifest(manifest, classes=None, require_labels=False, check_files=True)
+        keep = [c for c in ("video_id", "path", "label", "split") if c in df]
+        df = df[keep].copy()
+    else:
+        taken: set[str] = set()
+        rows = []
+        for p in paths:
+            if not Path(p).is_file():
+                raise EmoflowError(f"{p}: no such file")
+            rows.append({"video_id": video_id_of(p, taken), "path": str(Path(p).resolve())})
+        df = pd.DataFrame(rows, columns=["video_id", "path"])
+    if df.empty:
+        raise EmoflowError("nothing to predict: give video or image files, or --manifest")
+    df["kind"] = ["image" if Path(p).suffix.lower() in IMAGE_SUFFIXES else "video" for p in df["path"]]
+    return df.reset_index(drop=True)
+
+
+def image_to_video(src: str, dst: Path, seconds: float = 1.0, fps: int = 25, timeout: float = 60.0) -> None:
+    """A still video of one image (even frame size, yuv420p), for the face stages."""
+    from emoflow.media.ffmpeg import Process, last_line, require
+
+    cmd = [require("ffmpeg"), "-nostdin", "-loglevel", "error", "-y", "-loop", "1", "-i", f"file:{src}", "-t", f"{seconds}",
+           "-r", str(fps), "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-threads", "1", f"file:{dst}"]  # fmt: skip
+    with Process(cmd, timeout) as proc:
+        code, err = proc.finish()
+    if code != 0 or proc.timed_out:
+        raise MediaError(f"{src}: not a readable image ({last_line(err, dst) or 'timed out'})")
+
+
+def _duration(path: str) -> float | None:
+    from emoflow.media.ffmpeg import ffprobe
+
+    try:
+        info = ffprobe(path, timeout=30)
+    except MediaError:
+        return None  # the probe stage records why
+    try:
+        return float(info.get("format", {}).get("duration"))
+    except (TypeError, ValueError):
+        return None
+
+
+def plan(inputs: pd.DataFrame, work: Path, with_timeline: bool, window: float, log) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows the stages run on: inputs + timeline windows; windows table)."""
+    rows, wins = [], []
+    (work / "inputs").mkdir(parents=True, exist_ok=True)
+    for r in inputs.itertuples(index=False):
+        path = r.path
+        if r.kind == "image":
+            path = str(work / "inputs" / f"{r.video_id}.mp4")
+            try:
+                image_to_video(r.path, Path(path))
+            except MediaError as exc:
+                log.warning("%s", exc)
+                path = r.path  # the probe stage records the failure for this input
+        rows.append({"video_id": r.video_id, "path": path})
+        if not with_timeline or r.kind == "image":
+            continue
+        for k, start, end in timeline.windows(_duration(path) or 0.0, window):
+            wid = f"{r.video_id}.t{k:05d}"
+            dst = work / "windows" / f"{wid}.mp4"
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                timeline.cut(path, dst, start, end)
+            except MediaError as exc:
+                log.warning("%s", exc)
+                continue
+            rows.append({"video_id": wid, "path": str(dst)})
+            wins.append({"window_id": wid, "video_id": r.video_id, "second": k, "start": start, "end": end})
+    ids = [r["video_id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise EmoflowError("an input's id collides with a timeline window id (<id>.tNNNNN); rename the input")
+    return pd.DataFrame(rows), pd.DataFrame(wins, columns=["window_id", "video_id", "second", "start", "end"])
+
+
+def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | None = None, with_timeline: bool = True,
+            window: float = 2.0, chunk: int = 64, log=None) -> Result:  # fmt: skip
+    """Run the stages, the classifiers and the fusion on ``inputs`` (see :func:`gather`)."""
+    log = log or logs.setup("emoflow.predict")
+    classes = bundle.classes
+    rows, wins = plan(inputs, work, with_timeline, window, log)
+    chunks = [rows.iloc[i : i + chunk] for i in range(0, len(rows), chunk)]
+    n_stages = len(pipeline.stage_commands(bundle, work, threads))
+    fused, present_any, mods, exp_rows, skips = {}, {}, {}, [], []
+    input_ids = set(inputs["video_id"])
+    bar = logs.progress(None, "predict", total=len(chunks) * (n_stages + 1), unit="step")
+    try:
+        for i, part in enumerate(chunks):
+            cw = work / f"chunk{i:04d}"
+            tables = pipeline.run_chunk(bundle, part, cw, threads, on_stage=lambda name: (bar.set_postfix_str(name), bar.update()))
+            ids = part["video_id"].tolist()
+            s = score(bundle, tables, ids)
+            used = s.modalities_used(bundle)
+            for j, vid in enumerate(ids):
+                fused[vid], mods[vid] = s.fused[j], used[j]
+                present_any[vid] = any(p[j] for p in s.present.values())
+                for name, probs in s.experiments.items() if vid in input_ids else ():
+                    exp_rows.append({"video_id": vid, "experiment": name, "present": bool(s.present[name][j]),
+                                     **{f"p_{c}": float(probs[j, k]) for k, c in enumerate(classes)}})  # fmt: skip
+            skips.append(pipeline.skipped(cw))
+            bar.update()
+    finally:
+        bar.close()
+    skip_df = pd.concat(skips, ignore_index=True) if skips else pd.DataFrame(columns=["video_id", "stage", "kind", "reason"])
+
+    def row(vid):
+        ok = present_any[vid]
+        p = fused[vid] if ok else np.full(len(classes), np.nan)
+        return {"label_pred": classes[int(np.argmax(p))] if ok else "", **{f"p_{c}": float(p[k]) for k, c in enumerate(classes)},
+                "modalities_used": ";".join(mods[vid])}  # fmt: skip
+
+    notes = skip_df.groupby("video_id").apply(lambda g: "; ".join(f"{a}: {b}" for a, b in zip(g["stage"], g["reason"])),
+                                              include_groups=False).to_dict() if len(skip_df) else {}  # fmt: skip
+    videos = pd.DataFrame([{"video_id": v, "path": p, **row(v), "note": notes.get(v, "")}
+                           for v, p in zip(inputs["video_id"], inputs["path"])])  # fmt: skip
+    for extra in ("label", "split"):
+        if extra in inputs:
+            videos[extra] = inputs[extra].to_numpy()
+    tl = pd.DataFrame([{"video_id": w.video_id, "second": int(w.second), "start": float(w.start), "end": float(w.end), **row(w.window_id)}
+                       for w in wins.itertuples(index=False)],
+                      columns=[f.name for f in timeline.schema(classes)])  # fmt: skip
+    return Result(videos, pd.DataFrame(exp_rows), tl, skip_df)
+
+
+def write(result: Result, out: Path, classes: list[str], as_json: bool = False, plots: bool = True) -> list[Path]:
+    """Write the outputs (see module doc) atomically; returns the paths written."""
+    import pyarrow as pa
+
+    from emoflow.storage import write_table, write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    write_text(out / "predictions.csv", result.videos.to_csv(index=False))
+    written.append(out / "predictions.csv")
+    if as_json:
+        recs = json.loads(result.videos.to_json(orient="records"))
+        write_text(out / "predictions.json", json.dumps(recs, indent=1))
+        written.append(out / "predictions.json")
+    if len(result.experiments):
+        write_table(pa.Table.from_pandas(result.experiments, preserve_index=False), out / "experiments.parquet")
+        written.append(out / "experiments.parquet")
+    write_table(pa.Table.from_pandas(result.timeline, schema=timeline.schema(classes), preserve_index=False), out / "timeline.parquet")
+    written.append(out / "timeline.parquet")
+    write_text(out / "skips.csv", result.skips.to_csv(index=False))
+    written.append(out / "skips.csv")
+    if plots:
+        for vid, rows in result.timeline.groupby("video_id"):
+            p = out / "timeline" / f"{vid}.png"
+            timeline.plot(rows, classes, p, title=f"{vid}: per-second emotion (window-level fusion)")
+            written.append(p)
+    return written
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="emoflow predict", description=__doc__.split("\n\n")[0],
+                                 epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("inputs", nargs="*", help="video or face-image files")
+    ap.add_argument("--bundle", required=True, help="a run's bundle folder, or the run's results folder holding bundle/")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--manifest", help="CSV/TSV with video_id,path (instead of files; label/split columns are kept)")
+    ap.add_argument("--json", action="store_true", help="also write predictions.json")
+    ap.add_argument("--no-timeline", action="store_true", help="skip the per-second timeline (about halves the time)")
+    ap.add_argument("--window", type=float, default=2.0, help="timeline window length in seconds (default 2)")
+    ap.add_argument("--threads", type=int, help="threads per stage (default: the run's; other counts change floats slightly)")
+    ap.add_argument("--chunk", type=int, default=64, help="inputs per stage run (models load once per chunk)")
+    ap.add_argument("--classes", help="comma-separated class list the bundle must predict (refuse otherwise)")
+    ap.add_argument("--work", help="keep the intermediate tables in this folder (default: a temporary folder, removed)")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    log = logs.setup("emoflow.predict")
+    t0 = time.time()
+    try:
+        bundle = Bundle.load(args.bundle, classes=args.classes.split(",") if args.classes else None)
+        inputs = gather(args.inputs, args.manifest)
+        work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="emoflow-predict-"))
+        try:
+            result = predict(bundle, inputs, work, args.threads, not args.no_timeline, args.window, args.chunk, log)
+        finally:
+            if not args.work:
+                shutil.rmtree(work, ignore_errors=True)
+        write(result, Path(args.out), bundle.classes, args.json)
+    except EmoflowError as exc:
+        print(f"emoflow predict: error: {exc}", file=sys.stderr)
+        return 2
+    dt = time.time() - t0
+    log.info("%d inputs in %.1f s (%.2f s per input); %s", len(inputs), dt, dt / len(inputs), Path(args.out) / "predictions.csv")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""Run the per-video stages on new inputs, exactly as the workflow's rules do.
+
+One *chunk* of inputs is one shard (``s000``) in a private work folder laid out like a run's
+results (``shards/``, ``probe/``, ``frames/``, ``audio/``, ``faces/``, ``crops/``, ``text/``,
+``features/<table>/``, ``skips/``, ``logs/``).  Each stage is the same entry point the rule
+calls (``python -m emoflow.<stage> ...``), in a subprocess, with the JSON config slice the
+run's rule received (kept in the bundle), so prediction shares every line of extraction code
+with training and loads each model once per chunk.  Only the stages the bundle's features
+need run (no face stage for an audio-only bundle; ASR only for text features).
+
+Inputs that a stage cannot use (unreadable file, no face, no audio) are recorded in the
+chunk's skip tables, as in a run; the features then mark them ``missing``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from emoflow.errors import EmoflowError
+from emoflow.predict.bundle import Bundle
+from emoflow.storage import read_table
+
+SHARD = "s000"
+SRC = str(Path(__file__).resolve().parents[2])  # the folder holding the emoflow package
+
+
+def _inputs_of(kind: str, w: Path) -> list[str]:
+    """What an extractor of input ``kind`` reads for the chunk (as rules/common.smk feature_inputs)."""
+    s = SHARD
+    if kind == "audio":
+        return [f"{w}/audio/{s}.parquet", f"{w}/audio/{s}"]
+    if kind == "transcripts":
+        return [f"{w}/text/{s}.parquet"]
+    if kind == "crops":
+        return [f"{w}/shards/{s}.parquet", f"{w}/faces/{s}.videos.parquet", f"{w}/crops/{s}.parquet", f"{w}/faces/{s}.parquet"]
+    if kind == "frames":
+        return [f"{w}/shards/{s}.parquet", f"{w}/frames/{s}.parquet"]
+    raise EmoflowError(f"unknown extractor input kind {kind!r}")
+
+
+def stage_threads(bundle: Bundle, stage: str, threads: int | None) -> list[str]:
+    """``--threads N``: ``threads`` if given, else the run's rule's count (which the run's
+    float results depend on: BLAS splits sums by thread)."""
+    n = threads or int(bundle.meta.get("threads", {}).get(stage, 1))
+    return ["--threads", str(n)]
+
+
+def stage_commands(bundle: Bundle, work: Path, threads: int | None = None) -> list[tuple[str, list[str]]]:
+    """(name, argv after ``python -m``) of every stage one chunk needs, in order; ``threads``
+    None = each stage with its rule's thread count (bit-identical to the run)."""
+    w, s, st = work, SHARD, bundle.stages
+    kinds = {f["input"] for f in bundle.features.values()}
+    cfg = lambda *keys: json.dumps({k: st[k] for k in keys}, sort_keys=True, separators=(",", ":"))  # noqa: E731
+    sheet, probe = f"{w}/shards/{s}.parquet", f"{w}/probe/{s}.parquet"
+    cmds = [
+        ("shard", ["emoflow.dataset.shards", f"{w}/manifest.csv", s, sheet, "--config", json.dumps({"sharding": {"n_shards": 1}})]),
+        ("probe", ["emoflow.media.probe", sheet, probe, f"{w}/skips/probe/{s}.parquet", "--config", cfg("probe")]),
+    ]
+    if kinds & {"crops", "frames"}:
+        cmds.append(("frames", ["emoflow.media.frames", sheet, probe, f"{w}/frames/{s}.parquet", f"{w}/skips/frames/{s}.parquet",
+                                "--config", cfg("frames"), *stage_threads(bundle, "frames", threads)]))  # fmt: skip
+    if kinds & {"audio", "transcripts"}:
+        cmds.append(("audio", ["emoflow.media.audio", sheet, probe, f"{w}/audio/{s}.parquet", f"{w}/audio/{s}",
+                               f"{w}/skips/audio/{s}.parquet", "--config", cfg("audio"), *stage_threads(bundle, "audio", threads)]))  # fmt: skip
+    if "crops" in kinds:
+        cmds.append(("faces", ["emoflow.faces.stage", sheet, probe, f"{w}/frames/{s}.parquet", f"{w}/faces/{s}.parquet",
+                               f"{w}/faces/{s}.videos.parquet", f"{w}/crops/{s}.parquet", f"{w}/skips/faces/{s}.parquet",
+                               "--config", cfg("faces"), *stage_threads(bundle, "faces", threads)]))  # fmt: skip
+    if "transcripts" in kinds:
+        cmds.append(("asr", ["emoflow.asr.stage", f"{w}/audio/{s}.parquet", f"{w}/audio/{s}", f"{w}/text/{s}.parquet",
+                             f"{w}/skips/asr/{s}.parquet", "--config", cfg("asr", "feature_inputs")]))  # fmt: skip
+    for name, f in sorted(bundle.features.items()):
+        table = f["table"]
+        cmds.append((f"features:{name}", ["emoflow.features.base", table, f"{w}/features/{table}/{s}.parquet",
+                                          f"{w}/skips/features/{table}/{s}.parquet", *_inputs_of(f["input"], w),
+                                          "--config", bundle.feature_config(name), *stage_threads(bundle, "features", threads)]))  # fmt: skip
+    return cmds
+
+
+def write_manifest(rows: pd.DataFrame, work: Path) -> Path:
+    """The chunk's manifest (video_id, path; absolute paths)."""
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / "manifest.csv"
+    rows[["video_id", "path"]].to_csv(path, index=False)
+    return path
+
+
+def run_chunk(bundle: Bundle, rows: pd.DataFrame, work: Path, threads: int | None = None,
+              on_stage: Callable[[str], None] | None = None) -> dict[str, str]:  # fmt: skip
+    """Run the stages on ``rows`` (video_id, path) in ``work``; returns feature name -> table."""
+    write_manifest(rows, work)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    (work / "logs").mkdir(parents=True, exist_ok=True)
+    for name, argv in stage_commands(bundle, work, threads):
+        log = work / "logs" / f"{name.replace(':', '.')}.log"
+        with open(log, "w") as f:
+            proc = subprocess.run([sys.executable, "-m", *argv], stdout=f, stderr=subprocess.STDOUT, env=env, cwd=work)
+        if proc.returncode != 0:
+            tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-8:])
+            raise EmoflowError(f"stage {name} failed (exit {proc.returncode}); log {log}:\n{tail}")
+        if on_stage:
+            on_stage(name)
+    return {name: f"{work}/features/{f['table']}/{SHARD}.parquet" for name, f in bundle.features.items()}
+
+
+def skipped(work: Path) -> pd.DataFrame:
+    """Every skip the chunk's stages recorded (video_id, stage, kind, reason)."""
+    frames = [read_table(p).to_pandas() for p in sorted(work.glob("skips/**/*.parquet"))]
+    frames = [f for f in frames if len(f)]
+    cols = ["video_id", "stage", "kind", "reason"]
+    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)

@@ -1,0 +1,238 @@
+"""emoflow predict, the model bundle and the Recognizer API.
+
+The end-to-end tests run on the demo run (scripts/test.sh makes it once): ``emoflow predict``
+on the demo's 12 test clips must reproduce the workflow's own test predictions (every
+experiment and the fusion) within 1e-6, and handle a clip without audio and a face image."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emoflow.errors import EmoflowError
+from emoflow.fusion.choose import apply as fuse_apply
+from emoflow.predict import timeline
+from emoflow.predict.bundle import Bundle, BundleError, used_experiments
+from emoflow.predict.cli import video_id_of
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- units
+
+
+def test_timeline_windows_cover_each_second():
+    w = timeline.windows(4.2, window=2.0)
+    assert [k for k, _, _ in w] == [0, 1, 2, 3, 4]
+    assert w[0] == (0, 0.0, 1.5) and w[1] == (1, 0.5, 2.5) and w[3] == (3, 2.5, 4.2)
+    assert w[4] == (4, 3.5, 4.2)  # 0.7 s >= the 0.5 s minimum
+    assert [k for k, _, _ in timeline.windows(3.1)] == [0, 1, 2, 3]  # last window 2.5-3.1 s
+    assert timeline.windows(0.3) == [(0, 0.0, 0.3)]  # a very short clip: one window
+    assert timeline.windows(0) == []
+
+
+def test_video_ids_from_file_names_are_valid_and_unique():
+    taken = set()
+    ids = [video_id_of(p, taken) for p in ["a b.mp4", "dir/a b.mp4", "$(rm -rf x);.mp4", "été.mov", "_x.mp4"]]
+    assert ids[0] == "a_b" and ids[1] == "a_b-2"
+    assert all(len(i) and i[0].isalnum() and set(i) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") for i in ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_fusion_renormalises_over_present_experiments():
+    # two experiments with weights 0.75 / 0.25: a row where the first is absent is the
+    # second's prediction alone; rows with both (or neither) use the full weights
+    a = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])
+    b = np.array([[0.3, 0.7], [0.6, 0.4], [0.5, 0.5]])
+    choice = {"method": "weighted", "models": ["a", "b"], "n_classes": 2,
+              "methods": {"weighted": {"weights": {"a": 0.75, "b": 0.25}}}}  # fmt: skip
+    full = fuse_apply(choice, {"a": a, "b": b})
+    assert np.allclose(full, 0.75 * a + 0.25 * b)
+    present = {"a": np.array([True, False, False]), "b": np.array([True, True, False])}
+    part = fuse_apply(choice, {"a": a, "b": b}, present)
+    assert np.allclose(part[0], full[0]) and np.allclose(part[2], full[2])
+    assert np.allclose(part[1], b[1])
+    assert used_experiments(choice) == ["a", "b"]
+    choice["methods"]["weighted"]["weights"]["a"] = 0.0
+    assert used_experiments(choice) == ["b"]
+
+
+# ----------------------------------------------------------------------------- demo run
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(demo_run):
+    path = demo_run / "bundle"
+    assert (path / "bundle.json").is_file(), f"{path}: the demo run exported no bundle"
+    return path
+
+
+def test_bundle_describes_the_run(demo_run, bundle_dir):
+    b = Bundle.load(bundle_dir)
+    meta = b.meta
+    choice = json.loads((demo_run / "fusion" / meta["part"] / f"{meta['group']}.json").read_text())
+    assert meta["classes"] == ["happy", "sad", "surprise"]
+    assert set(b.experiments) == set(used_experiments(choice))
+    assert meta["fusion_method"] == choice["method"]
+    for name, e in b.experiments.items():
+        assert abs(sum(e["prior"]) - 1) < 1e-9
+        report = json.loads((demo_run / "models" / "classify" / meta["part"] / f"{name}.json").read_text())
+        assert e["classifier"] == report["classifier"]
+    assert {"sklearn", "numpy", "torch"} <= set(meta["versions"])
+    assert meta["threads"]["faces"] >= 1 and meta["stages"]["faces"]["hints"] is None
+
+
+def test_bundle_refuses_tampering_classes_and_versions(bundle_dir, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, copy)
+    Bundle.load(copy)  # intact copy loads
+    with pytest.raises(BundleError, match=r"expected \['a', 'b'\]"):
+        Bundle.load(copy, classes=["a", "b"])
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["versions"]["sklearn"] = "0.0.1"
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=r"sklearn 0\.0\.1 \(here 1\."):
+        Bundle.load(copy)
+    Bundle.load(copy, check_versions=False)
+    target = next(p for p in sorted((copy / "classifiers").glob("*.skops")))
+    target.write_bytes(target.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(BundleError, match="contents differ"):
+        Bundle.load(copy, check_versions=False)
+    with pytest.raises(BundleError, match="not an emoflow bundle"):
+        Bundle.load(tmp_path)
+
+
+def test_skops_files_with_foreign_types_are_refused(bundle_dir, tmp_path):
+    import hashlib
+
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    name = next(n for n, e in meta["experiments"].items() if e["model_format"] == "skops")
+    path = copy / meta["experiments"][name]["model"]
+    sio.dump(FunctionTransformer(func=os.getcwd), path)  # would call into the os module
+    meta["files"][meta["experiments"][name]["model"]] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    b = Bundle.load(copy)
+    with pytest.raises(BundleError, match="refuses to load types outside"):
+        b.load_classifier(name)
+
+
+@pytest.fixture(scope="module")
+def predicted(demo_run, bundle_dir, tmp_path_factory):
+    """One `emoflow predict` run: the 12 demo test clips, one of them without its audio, and
+    a face image (a frame of a test clip)."""
+    tmp = tmp_path_factory.mktemp("predict")
+    manifest = pd.read_csv(demo_run / "demo" / "manifest.csv")
+    test = manifest[manifest["split"] == "test"].copy()
+    test["path"] = [str(demo_run / "demo" / p) for p in test["path"]]
+    first = test.iloc[0]
+    silent, image = tmp / "silent clip.mp4", tmp / "face image.png"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", first["path"], "-an", "-c:v", "copy", str(silent)], check=True)
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-ss", "2", "-i", first["path"], "-frames:v", "1", str(image)], check=True)
+    extra = pd.DataFrame([{"video_id": "silent", "path": str(silent), "label": first["label"], "split": ""},
+                          {"video_id": "image", "path": str(image), "label": first["label"], "split": ""}])  # fmt: skip
+    rows = pd.concat([test[["video_id", "path", "label", "split"]], extra], ignore_index=True)
+    rows.to_csv(tmp / "inputs.csv", index=False)
+    out = tmp / "out"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "emoflow", "predict", "--manifest", str(tmp / "inputs.csv"), "--bundle",
+                           str(demo_run), "--out", str(out), "--json"], capture_output=True, text=True, env=env, cwd=REPO)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return out, test
+
+
+def test_predict_reproduces_the_workflows_test_predictions(demo_run, bundle_dir, predicted):
+    out, test = predicted
+    b = Bundle.load(bundle_dir)
+    cols = [f"p_{c}" for c in b.classes]
+    got = pd.read_csv(out / "predictions.csv").set_index("video_id")
+    fused = pd.read_parquet(demo_run / "fusion" / b.meta["part"] / f"{b.meta['group']}.parquet").set_index("video_id")
+    ids = test["video_id"].tolist()
+    assert np.abs(got.loc[ids, cols].to_numpy() - fused.loc[ids, cols].to_numpy()).max() < 1e-6
+    assert (got.loc[ids, "label_pred"].to_numpy() == np.array(b.classes)[fused.loc[ids, cols].to_numpy().argmax(1)]).all()
+    assert set(got.loc[ids, "modalities_used"]) == {"audio;face"}
+    exp = pd.read_parquet(out / "experiments.parquet")
+    assert set(exp["experiment"]) == set(b.experiments)
+    for name, rows in exp[exp["video_id"].isin(ids)].groupby("experiment"):
+        ref = pd.read_parquet(demo_run / "predictions" / b.meta["part"] / f"{name}.parquet").set_index("video_id")
+        rows = rows.set_index("video_id").loc[ids]
+        assert np.abs(rows[cols].to_numpy() - ref.loc[ids, cols].to_numpy()).max() < 1e-6, name
+        assert (rows["present"].to_numpy() == ~ref.loc[ids, "missing"].to_numpy()).all(), name
+    records = json.loads((out / "predictions.json").read_text())
+    assert [r["video_id"] for r in records] == got.index.tolist()
+
+
+def test_predict_uses_the_modalities_an_input_has(predicted):
+    out, _ = predicted
+    got = pd.read_csv(out / "predictions.csv", keep_default_na=False).set_index("video_id")
+    assert got.loc["silent", "modalities_used"] == "face"  # no audio stream: face experiments only
+    assert "no audio" in got.loc["silent", "note"].lower() or "audio" in got.loc["silent", "note"].lower()
+    assert got.loc["image", "modalities_used"] == "face"
+    assert got.loc["silent", "label_pred"] in ("happy", "sad", "surprise")
+    p = got.loc[["silent", "image"], ["p_happy", "p_sad", "p_surprise"]].to_numpy(float)
+    assert np.allclose(p.sum(1), 1.0)
+
+
+def test_predict_writes_a_timeline_and_its_plot(predicted):
+    out, test = predicted
+    tl = pd.read_parquet(out / "timeline.parquet")
+    assert set(tl["video_id"]) == set(test["video_id"]) | {"silent"}  # images get no timeline
+    for vid, rows in tl.groupby("video_id"):
+        assert rows["second"].tolist() == list(range(len(rows)))
+        assert (rows["end"] > rows["start"]).all()
+        assert np.allclose(rows[["p_happy", "p_sad", "p_surprise"]].sum(1), 1.0)
+        png = out / "timeline" / f"{vid}.png"
+        assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_predict_rejects_missing_files_and_foreign_bundles(tmp_path, bundle_dir):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = lambda *a: subprocess.run([sys.executable, "-m", "emoflow", "predict", *a], capture_output=True, text=True, env=env, cwd=REPO)  # noqa: E731
+    proc = run(str(tmp_path / "nope.mp4"), "--bundle", str(bundle_dir), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2 and "nope.mp4: no such file" in proc.stderr
+    proc = run(str(tmp_path / "nope.mp4"), "--bundle", str(bundle_dir), "--out", str(tmp_path / "o"), "--classes", "x,y")
+    assert proc.returncode == 2 and "expected ['x', 'y']" in proc.stderr
+
+
+def test_recognizer_api(demo_run, bundle_dir, predicted):
+    from emoflow import Recognizer
+
+    out, test = predicted
+    rec = Recognizer(demo_run)
+    first = test.iloc[0]
+    one = rec.recognize(first["path"])
+    ref = pd.read_csv(out / "predictions.csv").set_index("video_id").loc[first["video_id"]]
+    assert one["label"] == ref["label_pred"] and one["modalities_used"] == ["audio", "face"]
+    assert all(abs(one["probabilities"][c] - ref[f"p_{c}"]) < 1e-6 for c in rec.classes)
+    manifest = out.parent / "test.csv"
+    test[["video_id", "path", "label", "split"]].to_csv(manifest, index=False)
+    metrics = rec.eval(manifest)
+    choice = json.loads((demo_run / "fusion" / rec.bundle.meta["part"] / f"{rec.bundle.meta['group']}.json").read_text())
+    assert metrics["n"] == len(test) and metrics["unpredicted"] == 0
+    assert abs(metrics["accuracy"] - choice["scores"]["test"]["accuracy"]) < 1e-9
+    assert abs(metrics["by_split"]["test"]["uar"] - choice["scores"]["test"]["uar"]) < 1e-9
+    with pytest.raises(EmoflowError, match="no such file"):
+        rec.batch_recognize([str(out / "missing.mp4")])
+
+
+def test_recognizer_train_runs_the_workflow(demo_run):
+    """Recognizer.train goes through Snakemake's API: on the finished demo run there is nothing
+    left to do, and it returns a Recognizer on the bundle that run exported."""
+    from emoflow import Recognizer
+
+    before = (demo_run / "bundle" / "bundle.json").stat().st_mtime_ns
+    rec = Recognizer.train(workdir=demo_run.parent.parent, cores=2)
+    assert rec.bundle.root == demo_run / "bundle"
+    assert (demo_run / "bundle" / "bundle.json").stat().st_mtime_ns == before
