@@ -55,11 +55,19 @@ class MTCNNDetector:
         thresholds=(0.6, 0.7, 0.7),
         factor: float = 0.709,
         batch_size: int = 32,
+        precision: str = "float64",
     ):
         mtcnn, df = tv_compat.import_facenet()
         self._df = df
         self.device = pick_device(device)
-        self.pnet, self.rnet, self.onet = (net().to(self.device).eval() for net in (mtcnn.PNet, mtcnn.RNet, mtcnn.ONet))
+        # float64 by default: float32 convolutions round differently with the batch's size and
+        # contents (BLAS blocking), so a video's boxes would move by ~1e-5 px with the other
+        # videos batched beside it; in float64 that noise stays far below float32 resolution,
+        # so every video's faces are reproducible whatever its shard (and by emoflow predict).
+        self.dtype = {"float32": torch.float32, "float64": torch.float64}[precision]
+        self.pnet, self.rnet, self.onet = (
+            net().to(self.device, self.dtype).eval() for net in (mtcnn.PNet, mtcnn.RNet, mtcnn.ONet)
+        )
         self.min_face = min_face
         self.det_max_side = det_max_side
         self.thresholds = tuple(thresholds)
@@ -88,7 +96,7 @@ class MTCNNDetector:
         for i in range(0, len(frames), self.batch_size):
             batch = torch.from_numpy(np.stack(frames[i : i + self.batch_size])).to(self.device)  # stack copies
             if s != 1.0:
-                x = batch.permute(0, 3, 1, 2).float()
+                x = batch.permute(0, 3, 1, 2).to(self.dtype)
                 size = (max(1, round(h * s)), max(1, round(w * s)))
                 batch = torch.nn.functional.interpolate(x, size=size, mode="area").permute(0, 2, 3, 1)
             boxes, points = self._df.detect_face(batch, minsize, self.pnet, self.rnet, self.onet, thresholds, factor, self.device)
@@ -136,7 +144,7 @@ class MTCNNDetector:
             if len(bx) == 0:
                 continue
             h, w = frame.shape[:2]
-            sq = df.rerec(torch.as_tensor(np.asarray(bx, np.float32)).clone())
+            sq = df.rerec(torch.as_tensor(np.asarray(bx, np.float32)).to(self.dtype).clone())
             y, ey, x, ex = df.pad(sq, w, h)  # 1-based, clipped to the frame, as MTCNN's stages
             for k in range(len(sq)):
                 if ey[k] > y[k] - 1 and ex[k] > x[k] - 1:
@@ -149,7 +157,7 @@ class MTCNNDetector:
         result = [Faces.empty() for _ in frames]
         if not crops:
             return result
-        data = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).float()
+        data = torch.from_numpy(np.stack(crops)).to(self.device).permute(0, 3, 1, 2).to(self.dtype)
         data = (data - 127.5) * 0.0078125
         reg, pts, prob = df.fixed_batch_process(data, self.onet)
         sq = torch.stack(squares).to(self.device)
