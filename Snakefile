@@ -30,4 +30,4 @@ rule all:
     default_target: True
     input:
         targets(),
-        rules.bundle.output,
+        bundle_targets(),

@@ -519,3 +519,8 @@ def bundle_spec(wildcards):
         },
         sort_keys=True,
     )
+
+
+def bundle_targets():
+    """The bundle, when the fusion group has experiments to bundle."""
+    return [f"{OUT}/bundle"] if BUNDLE_EXPERIMENTS else []
