@@ -106,8 +106,10 @@ def test_bundle_refuses_tampering_classes_and_versions(bundle_dir, tmp_path):
     target.write_bytes(target.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(BundleError, match="contents differ"):
         Bundle.load(copy, check_versions=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
     with pytest.raises(BundleError, match="not an emoflow bundle"):
-        Bundle.load(tmp_path)
+        Bundle.load(empty)
 
 
 def test_skops_files_with_foreign_types_are_refused(bundle_dir, tmp_path):

@@ -17,6 +17,7 @@ PACKAGE = "emoflow"
 SRC_ROOT = Path(__file__).resolve().parent.parent  # .../src
 
 
+@functools.lru_cache(maxsize=None)
 def module_path(module: str, src_root: Path = SRC_ROOT) -> Path:
     """File of ``module`` (a ``emoflow.*`` dotted name) under ``src_root``."""
     base = src_root.joinpath(*module.split("."))
@@ -33,6 +34,15 @@ def _is_package(path: Path) -> bool:
 
 def _imports(path: Path, module: str) -> tuple[set[str], set[str]]:
     """(emoflow modules, top-level third-party modules) imported by one file."""
+    stat = path.stat()
+    internal, external = _parse_imports(path, module, stat.st_mtime_ns, stat.st_size)
+    return set(internal), set(external)
+
+
+@functools.lru_cache(maxsize=None)
+def _parse_imports(path: Path, module: str, mtime_ns: int, size: int) -> tuple[frozenset, frozenset]:
+    """``_imports`` of one version of a file: each file is parsed once per process
+    (Snakemake asks for the closures of ~30 stages that share most of their modules)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     package = module if _is_package(path) else module.rpartition(".")[0]
     internal, external = set(), set()
@@ -58,7 +68,7 @@ def _imports(path: Path, module: str) -> tuple[set[str], set[str]]:
             if target.startswith(PACKAGE):
                 for alias in node.names:  # ``from emoflow.x import submodule``
                     internal.add(f"{target}.{alias.name}")
-    return internal, external
+    return frozenset(internal), frozenset(external)
 
 
 def _resolve(name: str, src_root: Path) -> str | None:
@@ -94,11 +104,16 @@ def closure(module: str, src_root: Path = SRC_ROOT) -> tuple[tuple[str, ...], tu
 
 def source_files(*modules: str, src_root: Path = SRC_ROOT) -> list[str]:
     """Sorted source files of ``modules`` and everything they import from emoflow."""
+    return list(_source_files(modules, Path(src_root)))
+
+
+@functools.lru_cache(maxsize=None)
+def _source_files(modules: tuple[str, ...], src_root: Path) -> tuple[str, ...]:
     files = set()
     for module in modules:
-        for name in closure(module, Path(src_root))[0]:
-            files.add(str(module_path(name, Path(src_root))))
-    return sorted(files)
+        for name in closure(module, src_root)[0]:
+            files.add(str(module_path(name, src_root)))
+    return tuple(sorted(files))
 
 
 def third_party(*modules: str, src_root: Path = SRC_ROOT) -> list[str]:

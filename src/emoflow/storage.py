@@ -4,12 +4,18 @@ Every table emoflow writes has its schema in :mod:`emoflow.tables`.  Writers go
 through :func:`write_table` / :class:`AtomicParquetWriter`, which write to a
 temporary file beside the target and ``os.replace`` it into place only when the
 write is complete, so an interrupted job never leaves a file that looks finished.
+
+A job killed mid-write (SIGKILL, node failure) leaves its temporary file behind
+(``.<name>.<random>.tmp``, hidden).  Only the job that writes a target ever writes
+its temporaries (Snakemake runs one job per output at a time), so the next write of
+the same target removes them before it starts: a rerun leaves no debris.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -26,8 +32,32 @@ def _umask() -> int:
     return mask
 
 
+def _stale_pattern(name: str, suffix: str) -> re.Pattern:
+    """Names of the temporaries ``tempfile.mkstemp``/``mkdtemp`` made for target ``name``
+    (their random part is 8 characters of ``[a-z0-9_]``), and nothing else."""
+    return re.compile(rf"\.{re.escape(name)}\.[a-z0-9_]{{8}}\.tmp{re.escape(suffix)}")
+
+
+def remove_stale(path: str | os.PathLike, suffix: str = "") -> list[Path]:
+    """Remove the temporaries an interrupted earlier write of ``path`` left beside it."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern, removed = _stale_pattern(path.name, suffix), []
+    for entry in path.parent.iterdir():
+        if pattern.fullmatch(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+            removed.append(entry)
+    return removed
+
+
 def _tmp_beside(path: Path, suffix: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path, suffix)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; finished files get the usual mode
     os.close(fd)
@@ -53,6 +83,7 @@ def atomic_dir(path: str | os.PathLike):
     """Yield a temporary directory beside ``path``; rename it into place on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

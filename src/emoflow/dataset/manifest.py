@@ -3,8 +3,8 @@
 Columns: ``video_id, path`` (required), ``label, split, speaker`` (optional; extra
 columns are kept).  Every problem is reported with its line number and video id,
 all at once: duplicate ids, unsafe ids, missing files, labels outside the configured
-class set, bad split values.  Whether a file is readable media is the probe stage's
-job, not this one's.
+class set, bad split values, paths with braces (Snakemake would read them as
+wildcards).  Whether a file is readable media is the probe stage's job, not this one's.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import functools
 import os
+import re
 from pathlib import Path
 
 import jsonschema
@@ -27,6 +28,36 @@ SPLITS = ("train", "val", "test")
 @functools.lru_cache(maxsize=1)
 def row_schema() -> dict:
     return schema("manifest")
+
+
+@functools.lru_cache(maxsize=1)
+def _row_validator():
+    """The row schema's validator, checked and built once (``jsonschema.validate`` would
+    re-check the schema against its metaschema on every row: ~3 ms a row)."""
+    s = row_schema()
+    cls = jsonschema.validators.validator_for(s)
+    cls.check_schema(s)
+    return cls(s)
+
+
+@functools.lru_cache(maxsize=1)
+def _simple_id_rule():
+    """(compiled pattern, maxLength) when the schema constrains video_id by those alone (a
+    plain regex check then gives the validator's answer ~20x faster: 100k rows = 100k
+    checks at parse time), else None."""
+    prop = row_schema()["properties"]["video_id"]
+    if set(prop) - {"type", "pattern", "maxLength", "description"} or prop.get("type", "string") != "string":
+        return None
+    return re.compile(prop.get("pattern", "")), prop.get("maxLength")
+
+
+def _video_id_ok(vid: str) -> bool:
+    rule = _simple_id_rule()
+    if rule is not None:
+        pattern, max_length = rule
+        # jsonschema's "pattern" is re.search semantics
+        return bool(pattern.search(vid)) and (max_length is None or len(vid) <= max_length)
+    return _row_validator().is_valid({"video_id": vid, "path": "x"})
 
 
 def _dialect(path: Path, head: str) -> str:
@@ -70,14 +101,11 @@ def _row_problems(row: dict, classes: list[str] | None) -> list[str]:
     vid = row.get("video_id", "")
     if not vid:
         problems.append("video_id is empty")
-    else:
-        try:
-            jsonschema.validate({"video_id": vid, "path": "x"}, schema)
-        except jsonschema.ValidationError:
-            problems.append(
-                f"video_id {vid!r} is unsafe as a file name: use letters, digits, '.', '_' and '-', "
-                f"starting with a letter or digit, at most {schema['properties']['video_id']['maxLength']} characters"
-            )
+    elif not _video_id_ok(vid):
+        problems.append(
+            f"video_id {vid!r} is unsafe as a file name: use letters, digits, '.', '_' and '-', "
+            f"starting with a letter or digit, at most {schema['properties']['video_id']['maxLength']} characters"
+        )
     if not row.get("path"):
         problems.append("path is empty")
     split = row.get("split", "")
@@ -126,9 +154,16 @@ def validate_manifest(
             row_problems.append(f"no label, but split is {row['split']!r} (labels are required for train/val/test)")
         media = Path(row.get("path", ""))
         media = media if media.is_absolute() else base / media
+        if row.get("path") and ("{" in row["path"] or "}" in row["path"]):
+            row_problems.append(
+                f"path {row['path']!r} contains '{{' or '}}': Snakemake reads braces in file names as "
+                "wildcards, so rename the file (any other character is fine)"
+            )
         if check_files and row.get("path"):
             if media.is_dir():
                 row_problems.append(f"path {str(media)!r} is a directory, not a file")
+            elif media.exists() and not media.is_file():
+                row_problems.append(f"path {str(media)!r} is not a regular file (a pipe, socket or device)")
             elif not media.is_file():
                 row_problems.append(f"file not found: {str(media)!r}")
         problems += [f"{where}: {p}" for p in row_problems]

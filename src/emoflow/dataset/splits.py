@@ -20,7 +20,7 @@ and the same rows as ``splits/{part}.csv`` (a manifest with the partition's ``sp
 column, for the fit rules that read a manifest).
 
 ``python -m emoflow.dataset.splits MANIFEST PART OUT.parquet --config JSON`` writes one
-partition (``--config``: the ``evaluation`` slice and the class list).
+partition (``--config``: ``{"evaluation": {...}}``, the config's evaluation slice).
 """
 
 from __future__ import annotations
@@ -81,8 +81,31 @@ def partition(manifest: pd.DataFrame, part: str, evaluation: dict) -> pd.DataFra
         out = df.assign(split=np.select([fold == i, fold == (i + 1) % k], ["test", "val"], "train"))
     missing = [s for s in SPLITS if not (out["split"] == s).any()]
     if missing:
-        raise EmoflowError(f"partition {part!r} has no {'/'.join(missing)} videos")
+        raise EmoflowError(
+            f"partition {part!r} has no {'/'.join(missing)} videos (labelled rows per split: "
+            f"{_counts(out['split'])}); every partition needs train, val and test videos"
+        )
+    check_classes(out, part)
     return out[["video_id", "label", "split", "speaker"]].sort_values("video_id").reset_index(drop=True)
+
+
+def _counts(values: pd.Series) -> str:
+    counts = values.value_counts()
+    return ", ".join(f"{k} {int(counts.get(k, 0))}" for k in sorted(set(counts.index) | set(SPLITS)))
+
+
+def check_classes(df: pd.DataFrame, part: str) -> None:
+    """Every class that val or test holds has training videos: a class absent from the
+    training split can never be predicted, yet it would be scored (a class absent from
+    every split is fine: the label space may be wider than the corpus)."""
+    trained = set(df.loc[df["split"] == "train", "label"])
+    absent = sorted(set(df.loc[df["split"] != "train", "label"]) - trained)
+    if absent:
+        where = "; ".join(f"{c!r}: {_counts(df.loc[df['label'] == c, 'split'])}" for c in absent)
+        raise EmoflowError(
+            f"partition {part!r}: class(es) {', '.join(map(repr, absent))} have no training videos but are "
+            f"evaluated ({where}); move some of their videos to train (or relabel them)"
+        )
 
 
 def check_disjoint(df: pd.DataFrame) -> None:
@@ -103,10 +126,11 @@ def main(argv=None) -> int:
     ap.add_argument("manifest")
     ap.add_argument("part", help="main (fixed scheme) or f0..f{k-1} (kfold)")
     ap.add_argument("out", help="splits/{part}.parquet; the .csv beside it is written too")
-    ap.add_argument("--config", required=True, help="JSON: the evaluation config slice")
+    ap.add_argument("--config", required=True, help='JSON: {"evaluation": {...}} (or the bare evaluation slice)')
     args = ap.parse_args(argv)
     log = logs.setup("emoflow.splits")
     evaluation = json.loads(args.config)
+    evaluation = evaluation.get("evaluation", evaluation)  # the rule passes {"evaluation": {...}}
     try:
         df = partition(validate_manifest(args.manifest, check_files=False), args.part, evaluation)
         if evaluation.get("scheme", "fixed") == "kfold":

@@ -10,16 +10,22 @@ pass then follows faces from later frames into earlier frames that have none (a 
 the keyframe detector missed is picked up from the frame after).  A video where nothing
 was found gets a rescue pass: every frame, relaxed thresholds, a finer pyramid, mirrored.  Every face
 reported therefore carries a network probability and landmarks of its own frame.
+
+Frames may be a list of arrays or a :class:`~emoflow.media.frames.LazyFrames` (a long
+video, decoded on access): full detection fetches one batch at a time, so memory does not
+grow with the video's length.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from emoflow.faces.detect import Faces, MTCNNDetector
 from emoflow.faces.track import choose_main, iou, link
+from emoflow.media.frames import LazyFrames
 
 
 @dataclass
@@ -45,14 +51,40 @@ def _merge(a: Faces, b: Faces) -> Faces:
     return _nms(Faces(np.concatenate([a.boxes, b.boxes]), np.concatenate([a.probs, b.probs]), np.concatenate([a.points, b.points])))
 
 
-def _detect_grouped(detector: MTCNNDetector, items: list[np.ndarray], **kw) -> list[Faces]:
+class _View(Sequence):
+    """Frames ``get(i)`` for ``i < n``, fetched only when accessed (``detect`` stacks one batch
+    at a time), so detecting on every keyframe of a long video never holds them all."""
+
+    def __init__(self, get, n: int, shape):
+        self._get, self._n, self.shape_of = get, n, shape
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._get(j) for j in range(*i.indices(self._n))]
+        return self._get(i)
+
+
+def _shape(frames, i: int) -> tuple:
+    """Shape of ``frames[i]`` without decoding it where the sequence knows it."""
+    if isinstance(frames, _View):
+        return frames.shape_of(i)
+    if isinstance(frames, LazyFrames):
+        return frames.shape
+    return frames[i].shape
+
+
+def _detect_grouped(detector: MTCNNDetector, items, **kw) -> list[Faces]:
     """Full detection on frames of possibly different sizes (batched per size)."""
     out: list[Faces | None] = [None] * len(items)
     by_size: dict[tuple, list[int]] = {}
-    for i, f in enumerate(items):
-        by_size.setdefault(f.shape, []).append(i)
+    for i in range(len(items)):
+        by_size.setdefault(_shape(items, i), []).append(i)
     for idx in by_size.values():
-        for i, f in zip(idx, detector.detect([items[i] for i in idx], **kw)):
+        view = _View(lambda j, idx=idx: items[idx[j]], len(idx), lambda j, idx=idx: _shape(items, idx[j]))
+        for i, f in zip(idx, detector.detect(view, **kw)):
             out[i] = f
     return out
 
@@ -73,7 +105,8 @@ def detect_and_track_many(
     faces = [[None] * len(v) for v in videos]
     detected = [[False] * len(v) for v in videos]
     keys = [(v, k) for v, frames in enumerate(videos) for k in range(0, len(frames), step)]
-    for (v, k), f in zip(keys, _detect_grouped(detector, [videos[v][k] for v, k in keys])):
+    keyframes = _View(lambda j: videos[keys[j][0]][keys[j][1]], len(keys), lambda j: _shape(videos[keys[j][0]], keys[j][1]))
+    for (v, k), f in zip(keys, _detect_grouped(detector, keyframes)):
         faces[v][k], detected[v][k] = f, True
     for t in range(1, max((len(v) for v in videos), default=0)):
         todo = [v for v in range(len(videos)) if t < len(videos[v]) and faces[v][t] is None]
@@ -133,7 +166,8 @@ def rescue_video(detector: MTCNNDetector, frames: list[np.ndarray], settings: di
     found = _detect_grouped(detector, frames, **kw)
     if settings.get("mirror", True):
         empty = [i for i, f in enumerate(found) if not len(f)]
-        mirrored = _detect_grouped(detector, [np.ascontiguousarray(frames[i][:, ::-1]) for i in empty], **kw)
+        flipped = _View(lambda j: np.ascontiguousarray(frames[empty[j]][:, ::-1]), len(empty), lambda j: _shape(frames, empty[j]))
+        mirrored = _detect_grouped(detector, flipped, **kw)
         for i, f in zip(empty, mirrored):
             found[i] = _unmirror(f, frames[i].shape[1])
     return found

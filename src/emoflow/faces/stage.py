@@ -4,7 +4,9 @@ video's main face, align its crops.
 Outputs: the faces table (``tables.FACES``, every face), per-video coverage
 (``tables.FACE_VIDEOS``), the aligned main-face crops (``tables.CROPS``) and a skip
 table: a video with no face at all is skipped (kind ``missing``) and later visual
-stages leave it out; its audio still counts.
+stages leave it out; its audio still counts.  A video whose decoded frames would exceed
+``group_megapixels`` (a long one) is decoded frame by frame as the detector needs them
+(:class:`~emoflow.media.frames.LazyFrames`), so memory does not grow with its length.
 
 ``python -m emoflow.faces.stage SHEET PROBE FRAMES FACES VIDEOS CROPS SKIPS --config JSON``
 """
@@ -50,6 +52,7 @@ def make_detector(fcfg: dict) -> MTCNNDetector:
         thresholds=fcfg["thresholds"],
         factor=fcfg["factor"],
         batch_size=fcfg["batch_size"],
+        precision=fcfg["precision"],
     )
 
 
@@ -119,14 +122,16 @@ def run(sheet, probe, frames_path, faces_out, videos_out, crops_out, skips_out, 
             if vid not in have_frames:
                 skips.append(tables.skip(vid, STAGE, "upstream", "frames: no sampled frames"))
                 continue
-            times, frames = reader.frames(vid)
+            # a video whose decoded frames alone exceed the group's memory bound (a long one)
+            # is decoded on access instead: memory stays bounded whatever its length
+            times, frames = reader.frames(vid, max_decoded_bytes=fcfg["group_megapixels"] * 1e6)
             hint = None
             if vid in hints:
                 t_hint, box = hints[vid]
                 scale = frames[0].shape[1] / float(probed[vid]["width"] or frames[0].shape[1])
                 hint = (int(np.argmin(np.abs(np.asarray(times) - t_hint))), box * scale)
             group.append((vid, times, frames, hint))
-            pixels += sum(f.size for f in frames)
+            pixels += len(frames) * int(np.prod(frames[0].shape)) if len(frames) else 0
             # videos are processed in lockstep groups (large batches), bounded in memory
             if len(group) >= fcfg["group_videos"] or pixels >= fcfg["group_megapixels"] * 1e6:
                 flush(group, faces_w, crops_w)

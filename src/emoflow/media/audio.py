@@ -77,6 +77,10 @@ def extract_one(video_id, path, probe_row, cfg, wav_dir: Path, threads=1):
         duration_s=samples.size / rate,
         rms_dbfs=rms_dbfs(samples),
     )
+    expected = probe_row.get("duration_s") or 0.0
+    if err.strip() and row["duration_s"] < 0.9 * expected - 0.1:  # ffmpeg complained and the audio ends early
+        why = f"decoding stopped early, at {row['duration_s']:.2f} of {expected:.2f} s (truncated? {last_line(err, path)})"
+        return row, tables.skip(video_id, STAGE, "partial", f"{path}: {why}; kept the decoded part")
     return row, None
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 from emoflow.errors import MediaError
@@ -21,12 +24,13 @@ def require(binary: str) -> str:
 
 
 def last_line(text: str, path: str | os.PathLike | None = None) -> str:
-    """ffmpeg's last stderr line, without the 'file:<path>: ' it prefixes."""
+    """ffmpeg's last stderr line, without the 'file:<path>: ' it prefixes or the
+    '[demuxer @ 0x55...] ' context (a memory address: it would differ on every run)."""
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     line = lines[-1] if lines else ""
     if path is not None:
         line = line.replace(f"file:{path}: ", "")
-    return line
+    return re.sub(r"^\[[^\]]* @ 0x[0-9a-fA-F]+\] ", "", line)
 
 
 def ffprobe(path: str | os.PathLike, timeout: float) -> dict:
@@ -58,24 +62,30 @@ def ffprobe(path: str | os.PathLike, timeout: float) -> dict:
 
 class Process:
     """An ffmpeg process whose stdout we stream; stderr goes to a temp file (no pipe
-    deadlock); killed when it exceeds ``timeout`` seconds in total."""
+    deadlock).  A watchdog kills it (its whole process group) once it has run
+    ``timeout`` seconds in total, so a hung decoder ends even while we are blocked
+    reading its output; ``timed_out`` then says so."""
 
     def __init__(self, cmd: list[str], timeout: float):
-        import time
-
         self.cmd = cmd
         self.timeout = timeout
         self._deadline = time.monotonic() + timeout
         self._err = tempfile.TemporaryFile()
+        self.timed_out = False
         self.proc = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._err, start_new_session=True
         )
-        self.timed_out = False
+        self._watchdog = threading.Timer(max(0.0, timeout), self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _expire(self) -> None:
+        if self.proc.poll() is None:
+            self.timed_out = True
+            self.kill()
 
     def expired(self) -> bool:
-        import time
-
-        return time.monotonic() > self._deadline
+        return self.timed_out or time.monotonic() > self._deadline
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -86,14 +96,13 @@ class Process:
 
     def finish(self) -> tuple[int, str]:
         """Wait (within the time limit); return (exit code, stderr text)."""
-        import time
-
         try:
             self.proc.wait(timeout=max(0.1, self._deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.timed_out = True
             self.kill()
             self.proc.wait()
+        self._watchdog.cancel()
         if self.proc.stdout:
             self.proc.stdout.close()
         self._err.seek(0)

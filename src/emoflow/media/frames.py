@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import ffmpeg
@@ -38,14 +40,24 @@ def output_size(width: int, height: int, max_side: int | None) -> tuple[int, int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def decode_command(path: str, size: tuple[int, int], fps: float | None, threads: int = 1) -> list[str]:
-    """ffmpeg argument list that writes sampled, scaled rgb24 frames to stdout."""
+def decode_command(path: str, size: tuple[int, int], fps: float | None, threads: int = 1, eof_pass: bool = False) -> list[str]:
+    """ffmpeg argument list that writes sampled, scaled rgb24 frames to stdout.
+    ``eof_pass``: the fps filter passes the last frame at the end of the stream (used
+    for clips shorter than one sampling step, and stills, which give no frame otherwise)."""
     video = ffmpeg.input(f"file:{path}").video
     if fps:
-        video = video.filter("fps", fps=fps)
+        video = video.filter("fps", fps=fps, **({"eof_action": "pass"} if eof_pass else {}))
     video = video.filter("scale", size[0], size[1], flags="area")
     out = ffmpeg.output(video, "pipe:", format="rawvideo", pix_fmt="rgb24", **({} if fps else {"fps_mode": "passthrough"}))
     return out.global_args("-nostdin", "-loglevel", "error", "-threads", str(threads)).compile(cmd=require("ffmpeg"))
+
+
+def expected_frames(probe_row: dict, fps: float | None) -> int | None:
+    """About how many frames sampling the whole video stream gives (None: unknown)."""
+    n, native = probe_row.get("n_frames"), probe_row.get("fps")
+    if not n or not native:
+        return None
+    return int(n) if not fps else int(n / native * fps)
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
@@ -64,18 +76,11 @@ class VideoResult:
     skip: dict | None
 
 
-def extract_video(video_id, path, probe_row, cfg, writer, threads=1) -> VideoResult:
-    """Stream one video's sampled frames into ``writer``."""
-    fcfg = cfg["frames"]
-    size = output_size(int(probe_row["width"]), int(probe_row["height"]), fcfg["max_side"])
-    fps = fcfg["fps"]
-    native_fps = probe_row.get("fps") or 25.0
-    step = 1.0 / (fps or native_fps)
+def _decode(path, size, fps, threads, timeout, video_id, step, fcfg, writer, eof_pass=False):
+    """Stream one decode into ``writer``: (frames written, exit code, stderr, timed out)."""
     frame_bytes = size[0] * size[1] * 3
-    duration = probe_row.get("duration_s") or 0.0
-    timeout = fcfg["timeout_base_s"] + fcfg["timeout_per_media_s"] * duration
     batch, n = [], 0
-    with Process(decode_command(path, size, fps, threads), timeout) as proc:
+    with Process(decode_command(path, size, fps, threads, eof_pass), timeout) as proc:
         while True:
             if proc.expired():
                 proc.kill()
@@ -100,12 +105,35 @@ def extract_video(video_id, path, probe_row, cfg, writer, threads=1) -> VideoRes
                 batch = []
         writer.write_rows(batch)
         rc, err = proc.finish()
-        if proc.timed_out or proc.expired():
-            reason = f"{path}: ffmpeg exceeded its time limit of {timeout:g} s"
-        elif rc != 0:
-            reason = f"{path}: ffmpeg failed ({last_line(err, path) or f'exit code {rc}'})"
-        else:
-            reason = None
+        return n, rc, err, proc.timed_out or proc.expired()
+
+
+def extract_video(video_id, path, probe_row, cfg, writer, threads=1) -> VideoResult:
+    """Stream one video's sampled frames into ``writer``.
+
+    A clip shorter than one sampling step (or a still image) is decoded again with the
+    last frame passed through, so it gives one frame instead of none.  A decode that
+    ffmpeg reports errors for and that ends well short of the probed frame count (a
+    truncated file) keeps its frames and is recorded as ``partial``."""
+    fcfg = cfg["frames"]
+    size = output_size(int(probe_row["width"]), int(probe_row["height"]), fcfg["max_side"])
+    fps = fcfg["fps"]
+    native_fps = probe_row.get("fps") or 25.0
+    step = 1.0 / (fps or native_fps)
+    duration = probe_row.get("duration_s") or 0.0
+    timeout = fcfg["timeout_base_s"] + fcfg["timeout_per_media_s"] * duration
+    n, rc, err, timed_out = _decode(path, size, fps, threads, timeout, video_id, step, fcfg, writer)
+    if n == 0 and rc == 0 and not timed_out and fps:
+        n, rc, err, timed_out = _decode(path, size, fps, threads, timeout, video_id, step, fcfg, writer, eof_pass=True)
+    expected = expected_frames(probe_row, fps)
+    if timed_out:
+        reason = f"{path}: ffmpeg exceeded its time limit of {timeout:g} s"
+    elif rc != 0:
+        reason = f"{path}: ffmpeg failed ({last_line(err, path) or f'exit code {rc}'})"
+    elif err.strip() and expected and n < 0.9 * expected - 1:
+        reason = f"{path}: decoding stopped early, at {n} of about {expected} frames (truncated? {last_line(err, path)})"
+    else:
+        reason = None
     if reason and n == 0:
         return VideoResult(0, tables.skip(video_id, STAGE, "error", reason))
     if reason:
@@ -139,6 +167,38 @@ def run(sheet: str, probe: str, out: str, skips_out: str, cfg: dict, threads: in
     return len(videos), total, len(skips)
 
 
+class LazyFrames(Sequence):
+    """One video's stored frames, decoded when accessed: ``frames[i]`` decodes frame ``i``
+    (the last ``cache`` stay decoded), ``frames[a:b]`` gives a list.  Holds only the JPEG
+    bytes, so a long video never has all its frames decoded at once."""
+
+    def __init__(self, jpegs: list[bytes], height: int, width: int, mode: str = "RGB", cache: int = 8):
+        self._jpegs = jpegs
+        self.shape = (height, width, 3) if mode == "RGB" else (height, width)
+        self.mode = mode
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_size = cache
+
+    def __len__(self) -> int:
+        return len(self._jpegs)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i) + (len(self) if i < 0 else 0)
+        if not 0 <= i < len(self):
+            raise IndexError(f"frame {i} of {len(self)}")
+        frame = self._cache.get(i)
+        if frame is None:
+            frame = decode_jpeg(self._jpegs[i], self.mode)
+            self._cache[i] = frame
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(i)
+        return frame
+
+
 class FrameReader:
     """Random access to one shard's frames: ``reader.frames(video_id)`` decodes only
     the row groups that hold that video."""
@@ -156,19 +216,29 @@ class FrameReader:
         return list(self._groups)
 
     def table(self, video_id: str):
-        import pyarrow as pa
         import pyarrow.compute as pc
 
         groups = self._groups.get(video_id, [])
         if not groups:
             return tables.FRAMES.empty_table()
-        t = pa.concat_tables([self.file.read_row_group(g) for g in groups])
-        return t.filter(pc.equal(t["video_id"], video_id)).sort_by("frame")
+        # one read, no thread pool, and no copies when (as the frames stage writes them) the
+        # row groups hold this video alone, in frame order: a long video's read stays small
+        t = self.file.read_row_groups(groups, use_threads=False)
+        if not pc.all(pc.equal(t["video_id"], video_id)).as_py():
+            t = t.filter(pc.equal(t["video_id"], video_id))
+        frame = t["frame"].to_numpy()
+        return t if (np.diff(frame) > 0).all() else t.sort_by("frame")
 
-    def frames(self, video_id: str, mode: str = "RGB"):
-        """(times, list of HxWxC uint8 arrays) of one video, in frame order."""
+    def frames(self, video_id: str, mode: str = "RGB", max_decoded_bytes: float | None = None):
+        """(times, frames) of one video, in frame order: a list of HxWxC uint8 arrays, or,
+        when they would take more than ``max_decoded_bytes`` decoded, :class:`LazyFrames`."""
         t = self.table(video_id)
-        return t["time"].to_pylist(), [decode_jpeg(b, mode) for b in t["jpeg"].to_pylist()]
+        jpegs = t["jpeg"].to_pylist()
+        if max_decoded_bytes is not None and len(jpegs):
+            h, w = int(t["height"][0].as_py()), int(t["width"][0].as_py())
+            if len(jpegs) * h * w * (3 if mode == "RGB" else 1) > max_decoded_bytes:
+                return t["time"].to_pylist(), LazyFrames(jpegs, h, w, mode)
+        return t["time"].to_pylist(), [decode_jpeg(b, mode) for b in jpegs]
 
 
 def main(argv=None) -> int:
