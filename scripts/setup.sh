@@ -9,8 +9,9 @@ VENV=${EMOFLOW_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
 # ffmpeg: probe/frames/audio; libvlfeat-dev: cyvlfeat (dense SIFT, GMM, Fisher vectors);
-# espeak-ng: the demo's speech; build tools for the packages that compile.
-APT_PACKAGES=(ffmpeg libvlfeat-dev espeak-ng build-essential python3-dev python3-venv pkg-config)
+# espeak-ng: the demo's speech; build tools for the packages that compile; slurm-wlm and
+# munge: the CI's single-node SLURM cluster (scripts/ci_slurm.sh; daemons are not started here).
+APT_PACKAGES=(ffmpeg libvlfeat-dev espeak-ng build-essential python3-dev python3-venv pkg-config slurm-wlm munge)
 
 if [ "${EMOFLOW_SKIP_APT:-0}" != 1 ]; then
   missing=()

@@ -3,7 +3,10 @@
 #   1. the demo workflow end to end (one run, reused by the tests that need one)
 #   2. pytest
 #   3. snakemake --lint, snakefmt --check, dry runs of the default config and presets
-# Run after scripts/setup.sh. Environment: EMOFLOW_VENV (default .venv).
+#   4. the demo again through real SLURM (a single-node cluster on localhost,
+#      scripts/ci_slurm.sh), its outputs compared with the local run's (floats within 1e-6)
+# Run after scripts/setup.sh. Environment: EMOFLOW_VENV (default .venv), EMOFLOW_CI_SLURM=0
+# skips step 4 (it needs root or sudo to start the SLURM daemons).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${EMOFLOW_VENV:-.venv}
@@ -32,8 +35,19 @@ DEMO_WORK=${EMOFLOW_CI_WORK:-$PWD/.ci-work}
 rm -rf "$DEMO_WORK"; mkdir -p "$DEMO_WORK"
 start=$(date +%s)
 "${SMK[@]}" -s "$PWD/Snakefile" --directory "$DEMO_WORK" --cores 2 --quiet rules
-echo "demo run: $(( $(date +%s) - start )) s"
+demo_s=$(( $(date +%s) - start ))
+echo "demo run: $demo_s s"
 export EMOFLOW_DEMO_RESULTS="$DEMO_WORK/results/demo"
+
+slurm_rc=0
+if [ "${EMOFLOW_CI_SLURM:-1}" != 0 ]; then
+  step "the demo through real SLURM (profiles/slurm), compared with the local run"
+  set +e
+  EMOFLOW_LOCAL_DEMO_SECONDS=$demo_s bash scripts/ci_slurm.sh "$EMOFLOW_DEMO_RESULTS" "$DEMO_WORK-slurm"
+  slurm_rc=$?
+  set -e
+  [ "$slurm_rc" -eq 0 ] || echo "SLURM step FAILED (exit $slurm_rc)"
+fi
 
 step "pytest"
 set +e
@@ -41,4 +55,5 @@ python -m pytest -q "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi
+[ "$slurm_rc" -eq 0 ] || { echo "SLURM step failed (exit $slurm_rc)"; [ "$rc" -ne 0 ] || rc=$slurm_rc; }
 exit "$rc"
