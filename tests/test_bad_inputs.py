@@ -265,6 +265,9 @@ def test_every_case_is_listed_with_an_outcome_and_a_test():
         named = [w.strip().split(" ")[0] for w in where.split(";")]
         assert all(n in tests or n.endswith(".py") for n in named), f"{case}: {where} names no test"
     assert set(EXPECTED_SKIPS) <= set(CASES)
+    readme = (REPO / "README.md").read_text()  # the README's bad-input table is this list
+    missing = [case for case, (what, outcome, _) in CASES.items() if f"| {what} | {outcome} |" not in readme]
+    assert missing == [], f"README.md's bad-input table lacks (or words differently) {missing}"
 
 
 def test_the_run_completes_around_every_bad_video(bad_run):

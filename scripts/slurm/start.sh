@@ -87,7 +87,10 @@ if pid_alive slurmctld "$SLURMCTLD_PID"; then
   echo "slurm start: slurmctld already running (pid $(cat "$SLURMCTLD_PID"))"
 else
   rm -f "$SLURMCTLD_PID"
-  slurmctld || die "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
+  # -c: start with an empty queue. A CI cluster has no jobs worth keeping, and a session
+  # killed without stop.sh would otherwise bring back its queued and "running" jobs from
+  # StateSaveLocation, where they hold the node for hours.
+  slurmctld -c || die "slurmctld did not start (see /var/log/slurm/slurmctld.log)"
   wait_for "slurmctld" "$TIMEOUT" ctld_ok
   echo "slurm start: slurmctld started (pid $(cat "$SLURMCTLD_PID"))"
 fi
