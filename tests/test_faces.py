@@ -50,6 +50,38 @@ def test_batched_nms_matches_the_definition(seed):
     assert tv_compat.batched_nms(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0), 0.5).numel() == 0
 
 
+@pytest.mark.parametrize("method", ["Min", "Union"])
+def test_final_nms_matches_facenet_without_ties_and_ignores_neighbours_with_ties(method):
+    _, df = tv_compat.import_facenet()
+    from facenet_pytorch.models.utils.detect_face import nms_numpy  # facenet's own, per category
+
+    rng = np.random.default_rng(3)
+    boxes, scores = random_boxes(rng, 80)
+    boxes, scores = boxes.astype(np.float64), scores.astype(np.float64)
+    idxs = rng.integers(0, 4, 80)
+    got = tv_compat.batched_nms_numpy(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idxs), 0.7, method)
+    expected = []
+    for c in range(4):  # no ties here: facenet's result, category by category
+        sel = np.flatnonzero(idxs == c)
+        expected += [int(sel[k]) for k in nms_numpy(boxes[sel], scores[sel], 0.7, method)]
+    assert got.tolist() == sorted(expected, key=lambda i: -scores[i])
+    assert df.batched_nms_numpy is tv_compat.batched_nms_numpy and df.batched_nms is tv_compat.batched_nms
+
+    # two candidates of one face with identical scores and different boxes (O-Net sees the
+    # same rounded crop): the survivor must not depend on the other images in the batch
+    face = np.array([[40.0, 40.0, 190.0, 245.0], [40.3, 39.9, 190.4, 245.1]])
+    tie = np.array([0.98390529, 0.98390529])
+    alone = tv_compat.batched_nms_numpy(torch.from_numpy(face), torch.from_numpy(tie), torch.zeros(2, dtype=torch.int64), 0.7, method)
+    for n in (5, 40, 300):  # many other images' candidates, some with the same score
+        others, other_scores = random_boxes(rng, n)
+        other_scores[:3] = tie[0]
+        b = torch.from_numpy(np.vstack([others.astype(np.float64), face]))
+        sc = torch.from_numpy(np.concatenate([other_scores.astype(np.float64), tie]))
+        cat = torch.from_numpy(np.concatenate([rng.integers(1, 9, n), [0, 0]]))
+        got = tv_compat.batched_nms_numpy(b, sc, cat, 0.7, method).numpy()
+        assert [int(i) - n for i in got if i >= n] == alone.tolist() == [1]
+
+
 def test_to_tensor_semantics():
     u8 = np.arange(24, dtype=np.uint8).reshape(2, 4, 3)
     t = tv_compat.to_tensor(u8)

@@ -149,8 +149,11 @@ def predicted(demo_run, bundle_dir, tmp_path_factory):
     rows.to_csv(tmp / "inputs.csv", index=False)
     out = tmp / "out"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-m", "emoflow", "predict", "--manifest", str(tmp / "inputs.csv"), "--bundle",
-                           str(demo_run), "--out", str(out), "--json"], capture_output=True, text=True, env=env, cwd=REPO)  # fmt: skip
+    # run from the results' parent with relative paths, as a user would (stages run elsewhere)
+    rel = lambda p: os.path.relpath(p, demo_run.parent)  # noqa: E731
+    proc = subprocess.run([sys.executable, "-m", "emoflow", "predict", "--manifest", rel(tmp / "inputs.csv"), "--bundle",
+                           demo_run.name, "--out", rel(out), "--json", "--work", rel(tmp / "work")],
+                          capture_output=True, text=True, env=env, cwd=demo_run.parent)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out, test
 

@@ -46,11 +46,56 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """NMS within each category ``idxs`` independently (torchvision.ops.batched_nms)."""
+    """NMS within each category ``idxs`` independently (torchvision.ops.batched_nms): kept
+    indices by decreasing score, ties in input order.  Each category is suppressed on its own
+    (torchvision shifts the categories apart by an offset that depends on the largest
+    coordinate of the whole batch, which changes the rounding of every IoU: an image's faces
+    would then depend on the other images batched with it)."""
     if boxes.numel() == 0:
         return torch.empty(0, dtype=torch.int64, device=boxes.device)
-    offsets = idxs.to(boxes) * (boxes.max() + 1)  # boxes of different categories never overlap
-    return nms(boxes + offsets[:, None], scores, iou_threshold)
+    cats = idxs.detach().cpu().numpy()
+    keep = []
+    for c in np.unique(cats):
+        members = np.flatnonzero(cats == c)
+        sel = torch.as_tensor(members, device=boxes.device)
+        keep.append(members[nms(boxes[sel], scores[sel], iou_threshold).cpu().numpy()])
+    keep = np.concatenate(keep)
+    s = scores.detach().cpu().numpy()[keep]
+    return torch.as_tensor(keep[np.lexsort((keep, -s))], dtype=torch.int64, device=boxes.device)
+
+
+def batched_nms_numpy(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, threshold: float, method: str) -> torch.Tensor:
+    """facenet-pytorch's final-stage NMS (areas with +1, overlap over the union or, with
+    ``method='Min'``, over the smaller box), per category on its own and with a fixed
+    tie-break.  facenet's own version sorts the whole batch's scores with an unstable sort:
+    two O-Net candidates of one face often get *identical* scores (their crops round to the
+    same pixels) but different boxes, and which one survives then depends on the other
+    images in the batch.  Here ties go to the later candidate (what the unstable sort gives
+    for a lone image), so an image's faces are the same whatever it is batched with."""
+    if boxes.numel() == 0:
+        return torch.empty((0,), dtype=torch.int64, device=boxes.device)
+    b = boxes.detach().cpu().double().numpy()
+    s = scores.detach().cpu().double().numpy()
+    cats = idxs.detach().cpu().numpy()
+    keep = []
+    for c in np.unique(cats):
+        members = np.flatnonzero(cats == c)
+        x1, y1, x2, y2 = (b[members, j] for j in range(4))
+        area = (x2 - x1 + 1) * (y2 - y1 + 1)
+        order = list(np.argsort(s[members], kind="stable"))  # ascending; the best is last
+        while order:
+            i = order.pop()
+            keep.append(members[i])
+            if not order:
+                break
+            rest = np.asarray(order)
+            w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + 1)
+            h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + 1)
+            inter = w * h
+            o = inter / (np.minimum(area[i], area[rest]) if method == "Min" else area[i] + area[rest] - inter)
+            order = list(rest[o <= threshold])
+    keep = np.asarray(keep, dtype=np.int64)
+    return torch.as_tensor(keep[np.lexsort((-keep, -s[keep]))], dtype=torch.int64, device=boxes.device)
 
 
 def to_tensor(pic) -> torch.Tensor:
@@ -120,4 +165,8 @@ def import_facenet():
     finally:
         if installed:
             uninstall()
+    # the NMS steps, per image and with fixed tie-breaks (also where torchvision exists):
+    # an image's faces must not depend on the images batched with it
+    detect_face.batched_nms = batched_nms
+    detect_face.batched_nms_numpy = batched_nms_numpy
     return mtcnn, detect_face

@@ -256,7 +256,7 @@ class Bundle:
     @classmethod
     def load(cls, path: str | Path, classes: list[str] | None = None, check_versions: bool = True) -> Bundle:
         """Read and check a bundle (see the module doc); :class:`BundleError` says what is wrong."""
-        root = Path(path)
+        root = Path(path).resolve()  # stages run in their own working directories
         if (root / "bundle" / BUNDLE_JSON).is_file() and not (root / BUNDLE_JSON).is_file():
             root = root / "bundle"  # a run's results folder
         meta_path = root / BUNDLE_JSON

@@ -250,7 +250,7 @@ def main(argv=None) -> int:
     try:
         bundle = Bundle.load(args.bundle, classes=args.classes.split(",") if args.classes else None)
         inputs = gather(args.inputs, args.manifest)
-        work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="emoflow-predict-"))
+        work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="emoflow-predict-"))
         try:
             result = predict(bundle, inputs, work, args.threads, not args.no_timeline, args.window, args.chunk, log)
         finally:
