@@ -209,6 +209,29 @@ def test_predict_rejects_missing_files_and_foreign_bundles(tmp_path, bundle_dir)
     assert proc.returncode == 2 and "nope.mp4: no such file" in proc.stderr
     proc = run(str(tmp_path / "nope.mp4"), "--bundle", str(bundle_dir), "--out", str(tmp_path / "o"), "--classes", "x,y")
     assert proc.returncode == 2 and "expected ['x', 'y']" in proc.stderr
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    for bad, words in ((["--detect", "faces.thresholds=1"], "KEY one of"), (["--detect", "faces.min_face=-1"], "must be positive"),
+                       (["--detect", "frames.max_side=big"], "not an integer"), (["--modalities", "smell"], "modalities are audio, face")):  # fmt: skip
+        proc = run(str(clip), "--bundle", str(bundle_dir), "--out", str(tmp_path / "o"), *bad)
+        assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_modalities_option_predicts_from_the_face_alone(demo_run, predicted, tmp_path):
+    """A clip predicted with --modalities face gives what the same clip without its audio
+    stream gets: the fusion renormalised over the face experiments."""
+    out, test = predicted
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    first = test.iloc[0]
+    proc = subprocess.run([sys.executable, "-m", "emoflow", "predict", first["path"], "--bundle", str(demo_run),
+                           "--out", str(tmp_path / "o"), "--no-timeline", "--modalities", "face"],
+                          capture_output=True, text=True, env=env, cwd=REPO)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = pd.read_csv(tmp_path / "o" / "predictions.csv", keep_default_na=False).iloc[0]
+    silent = pd.read_csv(out / "predictions.csv", keep_default_na=False).set_index("video_id").loc["silent"]
+    cols = ["p_happy", "p_sad", "p_surprise"]
+    assert got["modalities_used"] == "face"
+    assert np.allclose(got[cols].to_numpy(float), silent[cols].to_numpy(float), atol=1e-6)
 
 
 def test_recognizer_api(demo_run, bundle_dir, predicted):

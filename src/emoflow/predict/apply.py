@@ -65,11 +65,15 @@ def experiment_probs(bundle: Bundle, name: str, tables: dict[str, str], ids: lis
     return probs, have
 
 
-def score(bundle: Bundle, tables: dict[str, str], ids: list[str]) -> Scores:
-    """Every used experiment's probabilities and their fusion, for videos ``ids``."""
+def score(bundle: Bundle, tables: dict[str, str], ids: list[str], modalities: set[str] | None = None) -> Scores:
+    """Every used experiment's probabilities and their fusion, for videos ``ids``;
+    ``modalities`` (e.g. {"face"}): the other modalities' experiments count as absent, so the
+    fusion renormalises over these alone (as for a clip without audio)."""
     choice = bundle.fusion_choice()
     probs, present = {}, {}
     for name in used_experiments(choice):
         probs[name], present[name] = experiment_probs(bundle, name, tables, ids)
+        if modalities is not None and bundle.experiments[name]["modality"] not in modalities:
+            present[name] = np.zeros_like(present[name])
     fused = fuse_choice(choice, probs, present)
     return Scores(ids, probs, present, fused)

@@ -149,7 +149,7 @@ def plan(inputs: pd.DataFrame, work: Path, with_timeline: bool, window: float, l
 
 
 def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | None = None, with_timeline: bool = True,
-            window: float = 2.0, chunk: int = 64, log=None) -> Result:  # fmt: skip
+            window: float = 2.0, chunk: int = 64, log=None, modalities: set[str] | None = None) -> Result:  # fmt: skip
     """Run the stages, the classifiers and the fusion on ``inputs`` (see :func:`gather`)."""
     log = log or logs.setup("emoflow.predict")
     classes = bundle.classes
@@ -164,7 +164,7 @@ def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | Non
             cw = work / f"chunk{i:04d}"
             tables = pipeline.run_chunk(bundle, part, cw, threads, on_stage=lambda name: (bar.set_postfix_str(name), bar.update()))
             ids = part["video_id"].tolist()
-            s = score(bundle, tables, ids)
+            s = score(bundle, tables, ids, modalities)
             used = s.modalities_used(bundle)
             for j, vid in enumerate(ids):
                 fused[vid], mods[vid] = s.fused[j], used[j]
@@ -240,7 +240,41 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--chunk", type=int, default=64, help="inputs per stage run (models load once per chunk)")
     ap.add_argument("--classes", help="comma-separated class list the bundle must predict (refuse otherwise)")
     ap.add_argument("--work", help="keep the intermediate tables in this folder (default: a temporary folder, removed)")
+    ap.add_argument("--modalities", help="comma-separated modalities to predict from (e.g. face for footage whose sound "
+                    "is not speech); the fusion renormalises over their experiments (default: all the bundle has)")
+    ap.add_argument("--detect", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a face-finding setting of the bundle for inputs unlike the training videos "
+                         f"(one of {', '.join(sorted(DETECTION_KEYS))}; e.g. faces.min_face=0.03 frames.max_side=1280 "
+                         "for small faces in HD crowd footage): it changes where faces are found, not how "
+                         "features are computed from the aligned crops; predictions then no longer reproduce the run's")  # fmt: skip
     return ap
+
+
+#: Settings that only decide where faces are found (the features come from aligned crops of a
+#: fixed size either way): stored frame size, smallest face, detection resolution, keyframe step.
+DETECTION_KEYS = {"frames.max_side": (int, True), "faces.min_face": (float, False),
+                  "faces.det_max_side": (int, True), "faces.detect_every": (int, False)}  # fmt: skip
+
+
+def apply_detection_overrides(bundle: Bundle, items: list[str], log) -> None:
+    """``--detect KEY=VALUE`` onto the bundle's stage config slices (in memory)."""
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or key not in DETECTION_KEYS:
+            raise EmoflowError(f"--detect {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(DETECTION_KEYS))}")
+        kind, nullable = DETECTION_KEYS[key]
+        if nullable and raw.lower() in ("null", "none"):
+            value = None
+        else:
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise EmoflowError(f"--detect {item!r}: {raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+            if value <= 0:
+                raise EmoflowError(f"--detect {item!r}: must be positive")
+        stage, name = key.split(".")
+        log.info("--detect: %s = %r (the bundle says %r)", key, value, bundle.stages[stage].get(name))
+        bundle.stages[stage][name] = value
 
 
 def main(argv=None) -> int:
@@ -249,10 +283,17 @@ def main(argv=None) -> int:
     t0 = time.time()
     try:
         bundle = Bundle.load(args.bundle, classes=args.classes.split(",") if args.classes else None)
+        apply_detection_overrides(bundle, args.detect, log)
+        modalities = None
+        if args.modalities:
+            modalities = {m.strip() for m in args.modalities.split(",") if m.strip()}
+            unknown = modalities - set(bundle.modalities())
+            if unknown or not modalities:
+                raise EmoflowError(f"--modalities {args.modalities!r}: this bundle's modalities are {', '.join(bundle.modalities())}")
         inputs = gather(args.inputs, args.manifest)
         work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="emoflow-predict-"))
         try:
-            result = predict(bundle, inputs, work, args.threads, not args.no_timeline, args.window, args.chunk, log)
+            result = predict(bundle, inputs, work, args.threads, not args.no_timeline, args.window, args.chunk, log, modalities)
         finally:
             if not args.work:
                 shutil.rmtree(work, ignore_errors=True)
