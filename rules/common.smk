@@ -350,6 +350,7 @@ def experiment_config(wildcards):
             "encoding": exp.get("encoding"),
             "modality": registry.modality(FEATURES_ALL[exp["feature"]]["extractor"]),
             "classifier": CFG["classifiers"][exp["classifier"]],
+            "normalize": exp.get("normalize") or "none",
             "classes": CLASSES,
             "evaluation": {k: EVAL[k] for k in ("metric", "seed", "cv_folds")},
         },

@@ -91,13 +91,14 @@ def _frame_table(path, m, dim=6, seed=0, perturb_split=None, missing=()):
     return path
 
 
-def _classify_cfg(ctype="logistic", **extra):
+def _classify_cfg(ctype="logistic", normalize="none", **extra):
     return {"classes": CLASSES, "classifier": {"type": ctype, **extra}, "evaluation": {"metric": "accuracy", "seed": 0, "cv_folds": 4},
-            "feature": "toy", "encoding": "fv", "modality": "face"}  # fmt: skip
+            "feature": "toy", "encoding": "fv", "modality": "face", "normalize": normalize}  # fmt: skip
 
 
+@pytest.mark.parametrize("normalize", ["none", "speaker"])
 @pytest.mark.parametrize("perturb", ["val", "test"])
-def test_encoder_and_classifier_never_see_val_or_test(tmp_path, perturb):
+def test_encoder_and_classifier_never_see_val_or_test(tmp_path, perturb, normalize):
     m = manifest()
     sp = _splits_file(tmp_path, m)
     clean = _frame_table(tmp_path / "clean.parquet", m)
@@ -118,8 +119,10 @@ def test_encoder_and_classifier_never_see_val_or_test(tmp_path, perturb):
     # classifier (scaler + model) fitted on train rows only: identical train-split probabilities
     for t, name in ((t_clean, "c"), (t_dirty, "d")):
         write_table(t, tmp_path / f"enc_{name}.parquet")
-    cols_c, rep_c, _ = classify_stage.run("x", str(sp), [str(tmp_path / "enc_c.parquet")], _classify_cfg(grid={"C": [0.01, 1]}), 1, LOG)
-    cols_d, rep_d, _ = classify_stage.run("x", str(sp), [str(tmp_path / "enc_d.parquet")], _classify_cfg(grid={"C": [0.01, 1]}), 1, LOG)
+    cfg = _classify_cfg(grid={"C": [0.01, 1]}, normalize=normalize)
+    cols_c, rep_c, _ = classify_stage.run("x", str(sp), [str(tmp_path / "enc_c.parquet")], cfg, 1, LOG)
+    cols_d, rep_d, _ = classify_stage.run("x", str(sp), [str(tmp_path / "enc_d.parquet")], cfg, 1, LOG)
+    assert rep_c["normalize"] == rep_d["normalize"] and rep_c["normalize"]["by"] == normalize  # population stats: train only
     assert rep_c["fit"]["best_params"] == rep_d["fit"]["best_params"]
     assert rep_c["fit"]["cv_score"] == rep_d["fit"]["cv_score"]
     tr = np.array([s == "train" for s in cols_c["split"]])

@@ -143,9 +143,10 @@ def predicted(demo_run, bundle_dir, tmp_path_factory):
     silent, image = tmp / "silent clip.mp4", tmp / "face image.png"
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", first["path"], "-an", "-c:v", "copy", str(silent)], check=True)
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-ss", "2", "-i", first["path"], "-frames:v", "1", str(image)], check=True)
-    extra = pd.DataFrame([{"video_id": "silent", "path": str(silent), "label": first["label"], "split": ""},
-                          {"video_id": "image", "path": str(image), "label": first["label"], "split": ""}])  # fmt: skip
-    rows = pd.concat([test[["video_id", "path", "label", "split"]], extra], ignore_index=True)
+    extra = pd.DataFrame([{"video_id": "silent", "path": str(silent), "label": first["label"], "split": "", "speaker": ""},
+                          {"video_id": "image", "path": str(image), "label": first["label"], "split": "", "speaker": ""}])  # fmt: skip
+    # the speakers of the test clips: speaker-normalised experiments normalise each one's clips together
+    rows = pd.concat([test[["video_id", "path", "label", "split", "speaker"]], extra], ignore_index=True)
     rows.to_csv(tmp / "inputs.csv", index=False)
     out = tmp / "out"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -239,13 +240,21 @@ def test_recognizer_api(demo_run, bundle_dir, predicted):
 
     out, test = predicted
     rec = Recognizer(demo_run)
+    ref = pd.read_csv(out / "predictions.csv").set_index("video_id")
     first = test.iloc[0]
-    one = rec.recognize(first["path"])
-    ref = pd.read_csv(out / "predictions.csv").set_index("video_id").loc[first["video_id"]]
-    assert one["label"] == ref["label_pred"] and one["modalities_used"] == ["audio", "face"]
-    assert all(abs(one["probabilities"][c] - ref[f"p_{c}"]) < 1e-6 for c in rec.classes)
+    clips = test[test["speaker"] == first["speaker"]]
+    batch = rec.batch_recognize(clips["path"].tolist(), speaker=first["speaker"])  # one speaker's clips, as in the run
+    for vid, path in zip(clips["video_id"], clips["path"]):
+        assert batch[path]["label"] == ref.loc[vid, "label_pred"] and batch[path]["modalities_used"] == ["audio", "face"]
+        assert all(abs(batch[path]["probabilities"][c] - ref.loc[vid, f"p_{c}"]) < 1e-6 for c in rec.classes)
+    one = rec.recognize(first["path"])  # a lone clip: speaker-normalised experiments use population statistics
+    assert one["label"] in rec.classes and abs(sum(one["probabilities"].values()) - 1) < 1e-6
+    normalised = [n for n, e in rec.bundle.experiments.items() if e["normalize"] == "speaker"]
+    assert ("population statistics" in one["note"]) == bool(normalised), (normalised, one["note"])
+    if not normalised:
+        assert all(abs(one["probabilities"][c] - ref.loc[first["video_id"], f"p_{c}"]) < 1e-6 for c in rec.classes)
     manifest = out.parent / "test.csv"
-    test[["video_id", "path", "label", "split"]].to_csv(manifest, index=False)
+    test[["video_id", "path", "label", "split", "speaker"]].to_csv(manifest, index=False)
     metrics = rec.eval(manifest)
     choice = json.loads((demo_run / "fusion" / rec.bundle.meta["part"] / f"{rec.bundle.meta['group']}.json").read_text())
     assert metrics["n"] == len(test) and metrics["unpredicted"] == 0

@@ -122,6 +122,8 @@ def _check_experiments(cfg: dict, source: str) -> None:
             raise ConfigError(f"{where}: classifier {exp['classifier']!r} is not an entry of classifiers")
         if exp.get("encoding") and cfg["classifiers"][exp["classifier"]]["type"] == "sequence":
             raise ConfigError(f"{where}: a sequence classifier reads frames; drop the encoding")
+        if exp.get("normalize") == "speaker" and cfg["classifiers"][exp["classifier"]]["type"] == "sequence":
+            raise ConfigError(f"{where}: normalize: speaker applies to video vectors, not to a sequence classifier's frames")
     fused = cfg["fusion"]["experiments"]
     unknown = [e for e in fused or [] if e not in cfg["experiments"]]
     if unknown:

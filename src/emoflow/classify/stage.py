@@ -12,6 +12,10 @@ encoded video vectors (``encoded/{part}/{feature}.{encoding}.parquet``).
   them, default 0.2) to pick the epoch, so the validation split stays untouched for
   fusion.
 
+``normalize: speaker`` (:mod:`emoflow.classify.speaker_norm`) standardises each video vector
+over its speaker's videos first; the population statistics it keeps for speakers with too
+few videos are fitted on the training speakers.
+
 Videos whose feature is missing (no face, no audio, empty transcript) are left out of
 training; their predictions are the training split's class prior, flagged ``missing``,
 so fusion can tell an abstaining experiment from a confident one.
@@ -37,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from emoflow import logs
+from emoflow.classify import speaker_norm
 from emoflow.errors import EmoflowError
 from emoflow.evaluate.metrics import scores
 from emoflow.features.read import FeatureSet, read
@@ -80,6 +85,13 @@ def run(experiment: str, splits_path: str, inputs: list[str], cfg: dict, threads
     else:
         X, missing = fs.matrix(ids)
     tr = (split == "train") & ~missing
+    normalize = {"by": cfg.get("normalize") or "none"}
+    if normalize["by"] == "speaker":
+        if sequence:
+            raise EmoflowError(f"{experiment}: normalize: speaker applies to video vectors, not to a sequence model's frames")
+        X, normalize = speaker_norm.fit_transform(X, ids, groups, ~missing, tr)
+        log.info("%s: speaker-normalised (%d speakers with their own statistics, %d videos with the population's)",
+                 experiment, normalize["speakers_own"], normalize["videos_population"])  # fmt: skip
     if len(np.unique(y[tr])) < 2:
         raise EmoflowError(f"{experiment}: fewer than 2 classes among the training videos with this feature")
     log.info("%s: %d train videos with the feature (%d missing), dim %d, %s", experiment, tr.sum(),
@@ -122,6 +134,7 @@ def run(experiment: str, splits_path: str, inputs: list[str], cfg: dict, threads
         "experiment": experiment,
         **{k: cfg.get(k) for k in ("feature", "encoding", "modality")},
         "classifier": spec,
+        "normalize": normalize,
         "level": fs.level,
         "dim": fs.dim,
         "fit": fit_report,

@@ -80,7 +80,8 @@ def summary(exp_reports: list[str], pred_paths: list[str], fusion_choices: list[
         cls = r["classifier"]
         rows.append({
             "system": name, "kind": "experiment", "modality": r.get("modality"), "features": r.get("feature"),
-            "encoding": r.get("encoding") or "", "classifier": cls["type"] if cls["type"] != "sequence" else cls["head"],
+            "encoding": r.get("encoding") or "", "normalize": (r.get("normalize") or {}).get("by", "none"),
+            "classifier": cls["type"] if cls["type"] != "sequence" else cls["head"],
             "train_cv": float(np.mean([f.get("cv_score", f.get("holdout_accuracy", np.nan)) for f in fit])),
             **{f"{sp}_{m}": s.get(sp, {}).get(m, np.nan) for sp in SPLITS for m in ("accuracy", "uar", "macro_f1")},
             "test_missing": s.get("test", {}).get("missing", 0),
@@ -92,7 +93,7 @@ def summary(exp_reports: list[str], pred_paths: list[str], fusion_choices: list[
         cv = [next(t for t in ch["table"] if t["method"] == ch["method"])[f"cv_{ch['metric']}"] for ch in chs]
         rows.append({
             "system": f"fusion:{name}", "kind": "fusion", "modality": "+".join(mods), "features": " ".join(used),
-            "encoding": "", "classifier": "/".join(sorted({ch["method"] for ch in chs})),
+            "encoding": "", "normalize": "", "classifier": "/".join(sorted({ch["method"] for ch in chs})),
             "train_cv": np.nan, "val_cv": float(np.mean(cv)),
             **{f"{sp}_{m}": s.get(sp, {}).get(m, np.nan) for sp in SPLITS for m in ("accuracy", "uar", "macro_f1")},
             "test_missing": 0,

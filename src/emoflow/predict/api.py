@@ -5,6 +5,7 @@
     rec = Recognizer("results/my_run")                                     # or load a finished run
     rec.recognize("clip.mp4")          # {"label": "happy", "probabilities": {...}, "modalities_used": [...]}
     rec.batch_recognize(["a.mp4", "b.jpg"])                                 # {path: prediction}
+    rec.batch_recognize(clips_of_one_person, speaker="p7")                  # normalised together
     rec.eval("held_out_manifest.csv")  # {"accuracy": ..., "uar": ..., "macro_f1": ..., "n": ...}
 
 ``train`` runs the Snakemake workflow (Snakemake's Python API) and holds no training code of
@@ -102,12 +103,16 @@ class Recognizer:
             "note": row["note"] or "",
         }
 
-    def batch_recognize(self, paths) -> dict:
-        """{path: prediction} for video or face-image files (see :meth:`recognize`)."""
+    def batch_recognize(self, paths, speaker: str | None = None) -> dict:
+        """{path: prediction} for video or face-image files (see :meth:`recognize`);
+        ``speaker``: the files are all this one speaker's (speaker-normalised experiments then
+        normalise them together)."""
         from emoflow.predict.cli import gather
 
         paths = [str(p) for p in paths]
         inputs = gather(paths)
+        if speaker:
+            inputs["speaker"] = speaker
         result = self._predict(inputs)
         return {p: self._as_prediction(row, self.classes) for p, (_, row) in zip(paths, result.videos.iterrows())}
 

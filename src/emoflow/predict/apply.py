@@ -3,12 +3,14 @@
 Each step calls what the workflow's stage calls: the encoder's ``transform`` into float32
 video vectors (``emoflow.encode.stage``), :func:`emoflow.classify.models.proba_full` or
 :func:`emoflow.classify.sequence.predict_proba` (``emoflow.classify.stage``, a missing feature
-gets the training prior) and :func:`emoflow.fusion.choose.apply` (``emoflow.fusion.stage``).
+gets the training prior; a speaker-normalised experiment goes through
+:func:`emoflow.classify.speaker_norm.apply` first) and :func:`emoflow.fusion.choose.apply` (``emoflow.fusion.stage``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +25,7 @@ class Scores:
     experiments: dict[str, np.ndarray]  # name -> (n, C) probabilities
     present: dict[str, np.ndarray]  # name -> (n,) bool: the feature was there
     fused: np.ndarray  # (n, C)
+    population_norm: np.ndarray = field(default=None)  # (n,) bool: a speaker-normalised experiment used population statistics
 
     def modalities_used(self, bundle: Bundle) -> list[list[str]]:
         """Per video, the modalities of the experiments that predicted it (feature present)."""
@@ -33,11 +36,16 @@ class Scores:
         return out
 
 
-def experiment_probs(bundle: Bundle, name: str, tables: dict[str, str], ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(probabilities (n, C), present (n,)) of one experiment for videos ``ids``."""
+def experiment_probs(bundle: Bundle, name: str, tables: dict[str, list[str]], ids: list[str], speakers=None,
+                     reference=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(probabilities (n, C), present (n,), population statistics used (n,)) of one experiment
+    for videos ``ids``; ``tables``: feature name -> its tables.  ``speakers`` (n,): speaker of
+    each video (default: each video its own); ``reference`` (n,) bool: the videos whose features
+    make a speaker's statistics (default all)."""
     e = bundle.experiments[name]
     n_classes = len(bundle.classes)
-    fs = read([tables[e["feature"]]])
+    fs = read(list(tables[e["feature"]]))
+    population = np.zeros(len(ids), bool)
     kind, model = bundle.load_classifier(name)
     probs = np.tile(np.asarray(e["prior"], float), (len(ids), 1))
     if kind == "torch":
@@ -48,7 +56,7 @@ def experiment_probs(bundle: Bundle, name: str, tables: dict[str, str], ids: lis
         if len(idx):
             probs[idx] = sequence.predict_proba(model, [fs.sequences[ids[i]] for i in idx],
                                                 max_len=e["classifier"].get("max_len", 64))  # fmt: skip
-        return probs, have
+        return probs, have, population
     if e.get("encoding"):
         enc = bundle.load_encoder(name)
         X = np.zeros((len(ids), enc.dim(fs.dim)), np.float32)
@@ -58,22 +66,34 @@ def experiment_probs(bundle: Bundle, name: str, tables: dict[str, str], ids: lis
     else:
         X, missing = fs.matrix(ids)
         have = ~missing
+    if have.any() and e.get("normalize", "none") == "speaker":
+        from emoflow.classify import speaker_norm
+
+        state = json.loads(bundle.path(e["report"]).read_text())["normalize"]
+        spk = np.asarray(ids if speakers is None else speakers, object)
+        ref = np.ones(len(ids), bool) if reference is None else np.asarray(reference, bool)
+        X[have], own = speaker_norm.apply(X[have], np.asarray(ids, object)[have], spk[have], state, ref[have])
+        population[have] = ~own
     if have.any():
         from emoflow.classify.models import proba_full
 
         probs[have] = proba_full(model, X[have], n_classes)
-    return probs, have
+    return probs, have, population
 
 
-def score(bundle: Bundle, tables: dict[str, str], ids: list[str], modalities: set[str] | None = None) -> Scores:
+def score(bundle: Bundle, tables: dict[str, list[str]], ids: list[str], modalities: set[str] | None = None,
+          speakers=None, reference=None) -> Scores:  # fmt: skip
     """Every used experiment's probabilities and their fusion, for videos ``ids``;
     ``modalities`` (e.g. {"face"}): the other modalities' experiments count as absent, so the
-    fusion renormalises over these alone (as for a clip without audio)."""
+    fusion renormalises over these alone (as for a clip without audio); ``speakers`` and
+    ``reference``: see :func:`experiment_probs`."""
     choice = bundle.fusion_choice()
     probs, present = {}, {}
+    population = np.zeros(len(ids), bool)
     for name in used_experiments(choice):
-        probs[name], present[name] = experiment_probs(bundle, name, tables, ids)
+        probs[name], present[name], pop = experiment_probs(bundle, name, tables, ids, speakers, reference)
         if modalities is not None and bundle.experiments[name]["modality"] not in modalities:
             present[name] = np.zeros_like(present[name])
+        population |= pop & present[name]
     fused = fuse_choice(choice, probs, present)
-    return Scores(ids, probs, present, fused)
+    return Scores(ids, probs, present, fused, population)

@@ -16,7 +16,8 @@ config slices the run's per-video rules received: probe, frames, audio, faces, a
 ``threads`` (the thread count of each per-video rule: float results depend on it);
 ``features`` (per used feature: extractor, input kind, modality, the extractor's JSON config
 with its model path relative to the bundle); ``experiments`` (the experiments the fusion uses:
-feature, encoding, modality, classifier spec, model file and format, the training-split class
+feature, encoding, modality, classifier spec, normalisation (``none`` or ``speaker``: its
+population statistics are in the classifier's report), model file and format, the training-split class
 prior that stands in when the feature is missing); ``versions`` (the library versions the run
 used, by import name); ``files`` (sha256 of every file).
 
@@ -161,6 +162,7 @@ def export(spec: dict, out: str | Path, log=None) -> dict:
             entry = {
                 "feature": e["feature"], "encoding": e.get("encoding"), "modality": e["modality"],
                 "classifier": e["classifier"], "model_format": fmt,
+                "normalize": (report.get("normalize") or {}).get("by", "none"),
                 "model": put(e["model"], f"classifiers/{name}.{'pt' if fmt == 'torch' else 'skops'}"),
                 "report": put(e["report"], f"classifiers/{name}.json"),
                 "prior": training_prior(e["predictions"], classes),

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from emoflow import logs
+from emoflow.classify.speaker_norm import MIN_VIDEOS
 from emoflow.errors import EmoflowError, MediaError
 from emoflow.predict import pipeline, timeline
 from emoflow.predict.apply import score
@@ -73,7 +74,7 @@ def gather(paths: list[str], manifest: str | None = None) -> pd.DataFrame:
         from emoflow.dataset.manifest import validate_manifest
 
         df = validate_manifest(manifest, classes=None, require_labels=False, check_files=True)
-        keep = [c for c in ("video_id", "path", "label", "split") if c in df]
+        keep = [c for c in ("video_id", "path", "label", "split", "speaker") if c in df]
         df = df[keep].copy()
     else:
         taken: set[str] = set()
@@ -150,32 +151,41 @@ def plan(inputs: pd.DataFrame, work: Path, with_timeline: bool, window: float, l
 
 def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | None = None, with_timeline: bool = True,
             window: float = 2.0, chunk: int = 64, log=None, modalities: set[str] | None = None) -> Result:  # fmt: skip
-    """Run the stages, the classifiers and the fusion on ``inputs`` (see :func:`gather`)."""
+    """Run the stages, the classifiers and the fusion on ``inputs`` (see :func:`gather`).
+
+    The stages run chunk by chunk; the classifiers and the fusion then run once over all
+    inputs, so a speaker-normalised experiment sees every clip of a speaker (``speaker``
+    column; a timeline window belongs to its video's speaker; an input without one is
+    normalised with the run's population statistics, and its note says so)."""
     log = log or logs.setup("emoflow.predict")
     classes = bundle.classes
     rows, wins = plan(inputs, work, with_timeline, window, log)
     chunks = [rows.iloc[i : i + chunk] for i in range(0, len(rows), chunk)]
     n_stages = len(pipeline.stage_commands(bundle, work, threads))
-    fused, present_any, mods, exp_rows, skips = {}, {}, {}, [], []
-    input_ids = set(inputs["video_id"])
-    bar = logs.progress(None, "predict", total=len(chunks) * (n_stages + 1), unit="step")
+    tables, skips = {}, []
+    bar = logs.progress(None, "predict", total=len(chunks) * n_stages + 1, unit="step")
     try:
         for i, part in enumerate(chunks):
             cw = work / f"chunk{i:04d}"
-            tables = pipeline.run_chunk(bundle, part, cw, threads, on_stage=lambda name: (bar.set_postfix_str(name), bar.update()))
-            ids = part["video_id"].tolist()
-            s = score(bundle, tables, ids, modalities)
-            used = s.modalities_used(bundle)
-            for j, vid in enumerate(ids):
-                fused[vid], mods[vid] = s.fused[j], used[j]
-                present_any[vid] = any(p[j] for p in s.present.values())
-                for name, probs in s.experiments.items() if vid in input_ids else ():
-                    exp_rows.append({"video_id": vid, "experiment": name, "present": bool(s.present[name][j]),
-                                     **{f"p_{c}": float(probs[j, k]) for k, c in enumerate(classes)}})  # fmt: skip
+            done = pipeline.run_chunk(bundle, part, cw, threads, on_stage=lambda name: (bar.set_postfix_str(name), bar.update()))
+            for name, table in done.items():
+                tables.setdefault(name, []).append(table)
             skips.append(pipeline.skipped(cw))
-            bar.update()
+        bar.set_postfix_str("classifiers, fusion")
+        ids = rows["video_id"].tolist()
+        input_ids = set(inputs["video_id"])
+        s = score(bundle, tables, ids, modalities, speakers_of(inputs, wins, ids), [v in input_ids for v in ids])
+        bar.update()
     finally:
         bar.close()
+    used = s.modalities_used(bundle)
+    fused = dict(zip(ids, s.fused))
+    mods = dict(zip(ids, used))
+    present_any = {vid: any(p[j] for p in s.present.values()) for j, vid in enumerate(ids)}
+    population = {vid: bool(s.population_norm[j]) for j, vid in enumerate(ids)}
+    exp_rows = [{"video_id": vid, "experiment": name, "present": bool(s.present[name][j]),
+                 **{f"p_{c}": float(probs[j, k]) for k, c in enumerate(classes)}}
+                for j, vid in enumerate(ids) if vid in input_ids for name, probs in s.experiments.items()]  # fmt: skip
     skip_df = pd.concat(skips, ignore_index=True) if skips else pd.DataFrame(columns=["video_id", "stage", "kind", "reason"])
 
     def row(vid):
@@ -186,6 +196,10 @@ def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | Non
 
     notes = skip_df.groupby("video_id").apply(lambda g: "; ".join(f"{a}: {b}" for a, b in zip(g["stage"], g["reason"])),
                                               include_groups=False).to_dict() if len(skip_df) else {}  # fmt: skip
+    for vid in inputs["video_id"]:
+        if population[vid]:
+            text = f"speaker-normalised experiments used the run's population statistics (no speaker with {MIN_VIDEOS}+ clips given)"
+            notes[vid] = f"{notes[vid]}; {text}" if notes.get(vid) else text
     videos = pd.DataFrame([{"video_id": v, "path": p, **row(v), "note": notes.get(v, "")}
                            for v, p in zip(inputs["video_id"], inputs["path"])])  # fmt: skip
     for extra in ("label", "split"):
@@ -195,6 +209,15 @@ def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | Non
                        for w in wins.itertuples(index=False)],
                       columns=[f.name for f in timeline.schema(classes)])  # fmt: skip
     return Result(videos, pd.DataFrame(exp_rows), tl, skip_df)
+
+
+def speakers_of(inputs: pd.DataFrame, wins: pd.DataFrame, ids: list[str]) -> list[str]:
+    """The speaker of each of ``ids`` (inputs and timeline windows): the ``speaker`` column
+    where given, else the video itself (a group of one: population statistics)."""
+    given = inputs["speaker"].fillna("").astype(str) if "speaker" in inputs else pd.Series([""] * len(inputs))
+    spk = {v: (g if g else f"video:{v}") for v, g in zip(inputs["video_id"], given)}
+    parent = dict(zip(wins["window_id"], wins["video_id"]))
+    return [spk[parent.get(v, v)] for v in ids]
 
 
 def write(result: Result, out: Path, classes: list[str], as_json: bool = False, plots: bool = True) -> list[Path]:
@@ -232,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("inputs", nargs="*", help="video or face-image files")
     ap.add_argument("--bundle", required=True, help="a run's bundle folder, or the run's results folder holding bundle/")
     ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--manifest", help="CSV/TSV with video_id,path (instead of files; label/split columns are kept)")
+    ap.add_argument("--manifest", help="CSV/TSV with video_id,path (instead of files; label, split and speaker columns are "
+                    "kept: speaker-normalised experiments normalise each speaker's clips together)")
+    ap.add_argument("--speaker", help="the inputs given as files are all this one speaker's (for speaker-normalised experiments)")
     ap.add_argument("--json", action="store_true", help="also write predictions.json")
     ap.add_argument("--no-timeline", action="store_true", help="skip the per-second timeline (about halves the time)")
     ap.add_argument("--window", type=float, default=2.0, help="timeline window length in seconds (default 2)")
@@ -291,6 +316,10 @@ def main(argv=None) -> int:
             if unknown or not modalities:
                 raise EmoflowError(f"--modalities {args.modalities!r}: this bundle's modalities are {', '.join(bundle.modalities())}")
         inputs = gather(args.inputs, args.manifest)
+        if args.speaker:
+            if args.manifest:
+                raise EmoflowError("--speaker is for inputs given as files; a manifest has a speaker column")
+            inputs["speaker"] = args.speaker
         work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="emoflow-predict-"))
         try:
             result = predict(bundle, inputs, work, args.threads, not args.no_timeline, args.window, args.chunk, log, modalities)
