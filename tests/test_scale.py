@@ -5,7 +5,9 @@ manifests whose clips are empty placeholder files (enough for dry runs and shard
 - adding one video changes exactly one shard: a real run of the shard sheets, then one more
   video, and Snakemake reruns that shard's sheet only (params digest, manifest ancient);
 - a fit that reads no dataset labels (the frame CNN trained on FER2013) is not retrained
-  when the manifest changes; a fit on the training split (TF-IDF) is.
+  when the manifest changes; a fit on the training split (the audio CNN) is.
+
+The preset runs no ASR (RAVDESS actors read two fixed sentences), so no ``asr`` jobs.
 
 Timings are not asserted here: they are in bench/scale.py and bench/out/scale_*.json.
 """
@@ -68,7 +70,7 @@ def test_job_count_grows_with_shards_not_videos(tmp_path):
     c, _ = dry_counts(tmp_path, tmp_path / "wc", large, 12)
     per_shard = {r for r in c if c[r] != a[r]}
     # per-shard rules double with the shards; corpus-level ones (fits, experiments) do not
-    assert {"shard_sheet", "probe", "frames", "audio", "faces", "asr", "features"} == per_shard
+    assert {"shard_sheet", "probe", "frames", "audio", "faces", "features"} == per_shard
     assert all(c[r] == 2 * a[r] for r in per_shard)
 
 
@@ -98,21 +100,24 @@ def test_manifest_change_retrains_label_fits_only(tmp_path):
     corpus(root, 60)
     models = {
         "fit_frame_cnn": [f"{OUT}/models/frame_cnn/frame_cnn.json", f"{OUT}/models/frame_cnn/frame_cnn.pt"],
-        "fit_tfidf": [f"{OUT}/models/tfidf/text_tfidf.json"],
+        "fit_audio_cnn": [f"{OUT}/models/audio_cnn/audio_cnn.json", f"{OUT}/models/audio_cnn/audio_cnn.keras"],
     }
-    transcripts = [f"{OUT}/text/{s}.parquet" for s in sorted(set(assign([f"v{i:05d}" for i in range(60)], 4)))]
-    for path in [p for ps in models.values() for p in ps] + transcripts:
+    shards = sorted(set(assign([f"v{i:05d}" for i in range(60)], 4)))
+    for shard in shards:  # the audio stage's outputs: an index and a wav folder per shard
+        (work / OUT / "audio" / shard).mkdir(parents=True, exist_ok=True)
+        (work / OUT / "audio" / f"{shard}.parquet").touch()
+    for path in [p for ps in models.values() for p in ps]:
         (work / path).parent.mkdir(parents=True, exist_ok=True)
         (work / path).touch()
     later = time.time() + 1000  # outputs after every input (the code files included) ...
     for path in [p for ps in models.values() for p in ps]:
         os.utime(work / path, (later, later))
-    targets = [models["fit_frame_cnn"][0], models["fit_tfidf"][0]]
-    only = ("--allowed-rules", "fit_frame_cnn", "fit_tfidf")  # the transcripts are given
+    targets = [models["fit_frame_cnn"][0], models["fit_audio_cnn"][0]]
+    only = ("--allowed-rules", "fit_frame_cnn", "fit_audio_cnn")  # the audio stage's outputs are given
     counts, _ = dry_counts(tmp_path, work, root, 4, *targets, options=only)
     assert counts == {}
 
     corpus(root, 60, extra=["zz-added"])  # ... and the manifest after them
     os.utime(root / "manifest.csv", (later + 10, later + 10))
     counts, out = dry_counts(tmp_path, work, root, 4, *targets, options=only)
-    assert counts == {"fit_tfidf": 1}, out
+    assert counts == {"fit_audio_cnn": 1}, out

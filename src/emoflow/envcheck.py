@@ -544,6 +544,8 @@ def check(workflow_dir: str | Path = REPO, envs_dir: str | Path | None = None, s
             missing.setdefault(need.package, []).append(need)
         for package, where in sorted(missing.items()):
             where = list({n.source: n for n in where}.values())
+            # the modules the rule runs first: their own imports are what a reader looks for
+            where.sort(key=lambda n: n.via not in job.modules)
             sources = ", ".join(f"{n.via} ({n.source})" for n in where[:3])
             more_n = f" and {len(where) - 3} more" if len(where) > 3 else ""
             problems.append(
