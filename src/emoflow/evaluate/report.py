@@ -151,7 +151,9 @@ def main(argv=None) -> int:
         m = ch["methods"][ch["method"]]
         if "weights" in m:
             names, w = list(m["weights"]), list(m["weights"].values())
-            title = f"fusion {ch['group']['name']} ({_part_of(args.fusion[0])}): weighted average"
+            how = {"weighted": "weighted average", "product": "product rule (log-linear weights)",
+                   "caruana": "Caruana selection (share of picks)"}.get(ch["method"], ch["method"])  # fmt: skip
+            title = f"fusion {ch['group']['name']} ({_part_of(args.fusion[0])}): {how}"
         else:  # stacking: the meta-classifier's mean |coefficient| per experiment, normalised
             coef = np.abs(np.asarray(m["model"]["coef"]))
             names = ch["models"]
