@@ -93,7 +93,10 @@ def score(bundle: Bundle, tables: dict[str, list[str]], ids: list[str], modaliti
     for name in used_experiments(choice):
         probs[name], present[name], pop = experiment_probs(bundle, name, tables, ids, speakers, reference)
         if modalities is not None and bundle.experiments[name]["modality"] not in modalities:
+            # absent, as for a missing feature: no row, and the training prior in its place
+            # (what a stacking fusion reads; weighted methods renormalise over the rest)
             present[name] = np.zeros_like(present[name])
+            probs[name] = np.tile(np.asarray(bundle.experiments[name]["prior"], float), (len(ids), 1))
         population |= pop & present[name]
     fused = fuse_choice(choice, probs, present)
     return Scores(ids, probs, present, fused, population)
