@@ -1,5 +1,7 @@
 # Shared by scripts/slurm/start.sh and stop.sh (sourced, not run).
 SLURM_CONF_DIR=/etc/slurm
+# a line with this word marks the configuration files start.sh writes (stop.sh removes them)
+MARKER="emoflow-ci-slurm"
 MUNGED_PID=/run/munge/munged.pid
 SLURMCTLD_PID=/run/slurmctld.pid
 SLURMD_PID=/run/slurmd.pid

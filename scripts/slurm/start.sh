@@ -18,7 +18,6 @@ if [ "$(id -u)" -ne 0 ]; then exec sudo -E bash "$HERE/start.sh" "$@"; fi
 
 N_GPUS=${EMOFLOW_SLURM_GPUS:-2}
 TIMEOUT=${EMOFLOW_SLURM_TIMEOUT:-60}
-MARKER="emoflow-ci-slurm"
 [[ "$N_GPUS" =~ ^[1-9][0-9]*$ ]] || die "EMOFLOW_SLURM_GPUS must be a positive integer, got '$N_GPUS'"
 
 command -v slurmctld >/dev/null && command -v munged >/dev/null || bash "$HERE/setup.sh"
