@@ -36,6 +36,11 @@ class Scores:
         return out
 
 
+def prior_probs(experiment: dict, n: int) -> np.ndarray:
+    """(n, C): an experiment's training prior, what it says for a video it cannot see."""
+    return np.tile(np.asarray(experiment["prior"], float), (n, 1))
+
+
 def experiment_probs(bundle: Bundle, name: str, tables: dict[str, list[str]], ids: list[str], speakers=None,
                      reference=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """(probabilities (n, C), present (n,), population statistics used (n,)) of one experiment
@@ -47,7 +52,7 @@ def experiment_probs(bundle: Bundle, name: str, tables: dict[str, list[str]], id
     fs = read(list(tables[e["feature"]]))
     population = np.zeros(len(ids), bool)
     kind, model = bundle.load_classifier(name)
-    probs = np.tile(np.asarray(e["prior"], float), (len(ids), 1))
+    probs = prior_probs(e, len(ids))
     if kind == "torch":
         from emoflow.classify import sequence
 
@@ -96,7 +101,7 @@ def score(bundle: Bundle, tables: dict[str, list[str]], ids: list[str], modaliti
             # absent, as for a missing feature: no row, and the training prior in its place
             # (what a stacking fusion reads; weighted methods renormalise over the rest)
             present[name] = np.zeros_like(present[name])
-            probs[name] = np.tile(np.asarray(bundle.experiments[name]["prior"], float), (len(ids), 1))
+            probs[name] = prior_probs(bundle.experiments[name], len(ids))
         population |= pop & present[name]
     fused = fuse_choice(choice, probs, present)
     return Scores(ids, probs, present, fused, population)
