@@ -67,13 +67,21 @@ def pipeline(spec: dict, n_features: int, n_train: int, seed: int = 0, final: bo
     return pipe
 
 
-def _calibrated(pipe):
-    """LinearSVC has no probabilities: Platt scaling over 3 stratified folds."""
+def _calibrated(pipe, groups, seed: int = 0):
+    """LinearSVC has no probabilities: Platt scaling over 3 speaker-grouped folds (as every
+    other fit: a speaker's videos never calibrate a model that saw that speaker).  The
+    folds are given as index lists, so the fitted model holds them (plain integer arrays)."""
     from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import GroupKFold
 
     if pipe.steps[-1][1].__class__.__name__ != "LinearSVC":
         return pipe
-    return CalibratedClassifierCV(pipe, method="sigmoid", cv=3, ensemble=False)
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ValueError(f"calibrating an SVM needs at least 2 speaker groups in the training split, got {n_groups}")
+    folds = [(tr.astype(np.int64), te.astype(np.int64)) for tr, te in
+             GroupKFold(n_splits=min(3, n_groups)).split(np.zeros(len(groups)), groups=groups)]  # fmt: skip
+    return CalibratedClassifierCV(pipe, method="sigmoid", cv=folds, ensemble=False)
 
 
 def search(X, y, groups, spec: dict, *, metric: str = "accuracy", folds: int = 5, seed: int = 0, threads: int = 1):
@@ -98,7 +106,7 @@ def search(X, y, groups, spec: dict, *, metric: str = "accuracy", folds: int = 5
     )
     gs.fit(X, y, groups=groups)
     best = gs.best_params_
-    final = _calibrated(pipeline(spec, X.shape[1], len(X), seed, final=True, **best))
+    final = _calibrated(pipeline(spec, X.shape[1], len(X), seed, final=True, **best), groups, seed)
     final.fit(X, y)
     table = [
         {"params": {k.removeprefix("clf__"): v for k, v in p.items()}, "cv_score": float(m), "cv_std": float(s)}

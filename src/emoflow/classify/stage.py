@@ -42,22 +42,12 @@ import pyarrow as pa
 
 from emoflow import logs
 from emoflow.classify import speaker_norm
+from emoflow.dataset.holdout import speaker_holdout
 from emoflow.errors import EmoflowError
 from emoflow.evaluate.metrics import scores
 from emoflow.features.read import FeatureSet, read
 from emoflow.storage import atomic_path, read_table, write_table, write_text
 from emoflow.tables import predictions
-
-
-def speaker_holdout(groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of the training rows whose speaker is held out (a seeded ``fraction``
-    of the speakers, at least one, never all)."""
-    speakers = np.unique(groups)
-    n = min(len(speakers) - 1, max(1, int(round(fraction * len(speakers)))))
-    if n < 1:
-        raise EmoflowError("a sequence model needs at least 2 training speakers (one to pick the epoch)")
-    held = np.random.default_rng(seed).choice(speakers, size=n, replace=False)
-    return np.isin(groups, held)
 
 
 def prior(y: np.ndarray, n_classes: int) -> np.ndarray:

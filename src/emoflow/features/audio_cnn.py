@@ -2,8 +2,9 @@
 mel bands, 0.48 s hop) -> three conv blocks -> a 128-d embedding -> class softmax.
 
 ``fit`` (a corpus-level rule) trains it on the training split's labels, keeps the best
-epoch by clip-level accuracy on the validation split (segment probabilities averaged
-per clip), and saves the model with its normalisation and scores.  The ``audio_cnn`` extractor then writes
+epoch by clip-level accuracy on held-out *training* speakers (a seeded ``holdout``
+fraction of them, :mod:`emoflow.dataset.holdout`; segment probabilities averaged per
+clip; the val and test splits are never read), and saves the model with its normalisation and scores.  The ``audio_cnn`` extractor then writes
 one embedding per segment (segment level, with start times).
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emoflow.dataset.holdout import fit_roles
 from emoflow.features.base import Extractor, Output
 from emoflow.features.spectral import log_mel
 
@@ -69,7 +71,7 @@ def _clip_accuracy(model, xs, clip_ids, labels) -> float:
 
 
 def train(train_x, train_y, train_clip, val_x, val_y, val_clip, n_classes, epochs=30, seed=0, patience=6, log=print):
-    """Train; returns (model with the best validation epoch's weights, history)."""
+    """Train; returns (model with the weights of the epoch best on the held-out clips, history)."""
     tf = _tf()
     model = build(n_classes, seed=seed)
     steps = epochs * int(np.ceil(len(train_x) / 64))
@@ -80,8 +82,8 @@ def train(train_x, train_y, train_clip, val_x, val_y, val_clip, n_classes, epoch
     for epoch in range(epochs):
         h = model.fit(train_x[..., None], seg_y, batch_size=64, epochs=1, verbose=0, shuffle=True)
         acc = _clip_accuracy(model, val_x, val_clip, val_y)
-        history.append({"epoch": epoch + 1, "loss": float(h.history["loss"][0]), "train_seg_acc": float(h.history["accuracy"][0]), "val_clip_acc": acc})
-        log(f"epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.3f} train {history[-1]['train_seg_acc']:.3f} val(clip) {acc:.3f}")
+        history.append({"epoch": epoch + 1, "loss": float(h.history["loss"][0]), "train_seg_acc": float(h.history["accuracy"][0]), "holdout_clip_acc": acc})
+        log(f"epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.3f} train {history[-1]['train_seg_acc']:.3f} held-out(clip) {acc:.3f}")
         if acc > best:
             best, best_w, waited = acc, model.get_weights(), 0
         else:
@@ -93,7 +95,7 @@ def train(train_x, train_y, train_clip, val_x, val_y, val_clip, n_classes, epoch
 
 
 class AudioCNN(Extractor):
-    defaults = {"model": None, "epochs": 20, "patience": 6, "seed": 0}
+    defaults = {"model": None, "epochs": 20, "patience": 6, "seed": 0, "holdout": 0.2}
     level = "segment"
 
     def setup(self) -> None:
@@ -103,7 +105,7 @@ class AudioCNN(Extractor):
         if not meta_path:
             raise ValueError("audio_cnn needs a trained model (the workflow's fit_audio_cnn rule makes it)")
         meta = json.loads(Path(meta_path).read_text())
-        model = tf.keras.models.load_model(Path(meta_path).with_suffix(".keras"), compile=False)
+        model = tf.keras.models.load_model(Path(meta_path).with_suffix(".keras"), compile=False, safe_mode=True)
         self.embed = tf.keras.Model(model.input, model.get_layer("embedding").output)
         self.mean, self.std = np.float32(meta["mean"]), np.float32(meta["std"])
         self._dim = int(self.embed.output.shape[-1])
@@ -143,35 +145,38 @@ def main(argv=None) -> int:
     tf = _tf()
     set_threads(tf, args.threads)
     man = pd.read_csv(args.manifest, dtype=str, keep_default_na=False).set_index("video_id")
-    data = {"train": ([], [], []), "val": ([], [], [])}
+    # training speakers only: a held-out part of them picks the epoch (val/test are never read)
+    roles = fit_roles(man, float(params.get("holdout", 0.2)), int(params.get("seed", 0)))
+    data = {"fit": ([], [], []), "holdout": ([], [], [])}
     pairs = list(zip(args.audio[::2], args.audio[1::2]))
     for index, wav_dir in pairs:
         for r in read_table(index).to_pylist():
-            split = man.loc[r["video_id"], "split"] if r["video_id"] in man.index else ""
-            if split not in data or not r["has_audio"]:
+            if r["video_id"] not in roles.index or not r["has_audio"]:
                 continue
             x, _ = patches(*read_wav(Path(wav_dir) / r["wav"]))
-            xs, ys, clips = data[split]
+            xs, ys, clips = data[roles[r["video_id"]]]
             xs.append(x)
             ys.append(classes.index(man.loc[r["video_id"], "label"]))
             clips.append(np.full(len(x), len(ys) - 1))
-    if not data["train"][0] or not data["val"][0]:
-        log.error("the audio CNN needs training and validation clips with audio")
+    if not data["fit"][0] or not data["holdout"][0]:
+        log.error("the audio CNN needs clips with audio from at least 2 training speakers (one held out to pick the epoch)")
         return 1
-    tr_x, tr_y, tr_c = np.concatenate(data["train"][0]), np.array(data["train"][1]), np.concatenate(data["train"][2])
-    va_x, va_y, va_c = np.concatenate(data["val"][0]), np.array(data["val"][1]), np.concatenate(data["val"][2])
+    tr_x, tr_y, tr_c = np.concatenate(data["fit"][0]), np.array(data["fit"][1]), np.concatenate(data["fit"][2])
+    ho_x, ho_y, ho_c = np.concatenate(data["holdout"][0]), np.array(data["holdout"][1]), np.concatenate(data["holdout"][2])
     mean, std = float(tr_x.mean()), float(tr_x.std() + 1e-6)
-    log.info("training on %d clips (%d segments), validating on %d clips", len(tr_y), len(tr_x), len(va_y))
-    model, history = train((tr_x - mean) / std, tr_y, tr_c, (va_x - mean) / std, va_y, va_c, len(classes),
+    log.info("training on %d clips (%d segments), choosing the epoch on %d clips of held-out training speakers",
+             len(tr_y), len(tr_x), len(ho_y))  # fmt: skip
+    model, history = train((tr_x - mean) / std, tr_y, tr_c, (ho_x - mean) / std, ho_y, ho_c, len(classes),
                            epochs=params.get("epochs", 20), seed=params.get("seed", 0), patience=params.get("patience", 6), log=log.info)  # fmt: skip
-    best = max(history, key=lambda h: h["val_clip_acc"])
+    best = max(history, key=lambda h: h["holdout_clip_acc"])
     out = Path(args.out)
     with atomic_path(out.with_suffix(".keras"), suffix=".keras") as tmp:
         model.save(tmp)
-    meta = {"classes": classes, "mean": mean, "std": std, "val_clip_accuracy": best["val_clip_acc"], "best_epoch": best["epoch"],
-            "chance": 1.0 / len(classes), "train_clips": len(tr_y), "val_clips": len(va_y), "history": history}  # fmt: skip
+    meta = {"classes": classes, "mean": mean, "std": std, "holdout_clip_accuracy": best["holdout_clip_acc"],
+            "best_epoch": best["epoch"], "epochs_chosen_on": "held-out training speakers", "chance": 1.0 / len(classes),
+            "train_clips": len(tr_y), "holdout_clips": len(ho_y), "history": history}  # fmt: skip
     write_text(out, json.dumps(meta, indent=1) + "\n")
-    log.info("best epoch %d: validation clip accuracy %.3f (chance %.3f)", best["epoch"], best["val_clip_acc"], 1 / len(classes))
+    log.info("best epoch %d: held-out clip accuracy %.3f (chance %.3f)", best["epoch"], best["holdout_clip_acc"], 1 / len(classes))
     return 0
 
 

@@ -11,7 +11,9 @@ item into an :class:`Output`.  Inputs are read according to the registry's ``inp
 
 Frame-level extractors batch over a video's frames in one call.  A video whose input is
 absent (no audio stream, silence, empty transcript, no face) is written as one ``missing``
-row of zeros and recorded in the skip table.
+row of zeros and recorded in the skip table.  A NaN or infinite value is never written as a
+number: a video-level vector with one is a missing row, a frame or segment with one is left
+out (a ``partial`` skip row says how many); all of them: a missing row.
 """
 
 from __future__ import annotations
@@ -219,22 +221,32 @@ def iter_inputs(kind: str, inputs: list[str], cfg: dict):
     raise ValueError(f"unknown input kind {kind!r}")
 
 
-def _rows(item: Item, out: Output | None, ext: Extractor) -> list[dict]:
+def _rows(item: Item, out: Output | None, ext: Extractor) -> tuple[list[dict], int]:
+    """(rows, number of frames/segments left out because a value was NaN or infinite).
+    A non-finite value is never written as a number: a video-level vector with one is a
+    missing row; a frame or segment with one is left out (all of them: a missing row)."""
     dim = ext.dim
     if out is None:  # missing: one explicit row of zeros
         row = {"video_id": item.video_id, "missing": True, "x": np.zeros(dim, np.float32)}
         if ext.level != "video":
             row.update(frame=0, time=0.0)
-        return [row]
-    values = np.nan_to_num(np.asarray(out.values, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        return [row], 0
+    values = np.asarray(out.values, np.float32)
     if ext.level == "video":
-        return [{"video_id": item.video_id, "missing": False, "x": values.reshape(dim)}]
+        values = values.reshape(dim)
+        if not np.isfinite(values).all():
+            return _rows(item, None, ext)[0], 1
+        return [{"video_id": item.video_id, "missing": False, "x": values}], 0
     times = np.asarray(out.times, float)
     frames = np.arange(len(values)) if out.frames is None else np.asarray(out.frames)
-    return [
+    good = np.isfinite(values).all(axis=1)
+    if not good.any():
+        return _rows(item, None, ext)[0], int(len(values))
+    rows = [
         {"video_id": item.video_id, "frame": int(frames[k]), "time": float(times[k]), "missing": False, "x": values[k]}
-        for k in range(len(values))
+        for k in np.flatnonzero(good)
     ]
+    return rows, int((~good).sum())
 
 
 def run(name: str, cfg: dict, inputs: list[str], out: str, skips_out: str, threads: int = 1) -> tuple[int, int]:
@@ -249,15 +261,22 @@ def run(name: str, cfg: dict, inputs: list[str], out: str, skips_out: str, threa
         for item in logs.progress(items, name):
             n += 1
             if item.missing_reason:
-                writer.write_rows(_rows(item, None, ext))
+                writer.write_rows(_rows(item, None, ext)[0])
                 skips.append(tables.skip(item.video_id, stage, "missing", item.missing_reason))
                 continue
             result = ext.extract(item.data)
             if result is None or (ext.level != "video" and len(result.values) == 0):
-                writer.write_rows(_rows(item, None, ext))
+                writer.write_rows(_rows(item, None, ext)[0])
                 skips.append(tables.skip(item.video_id, stage, "missing", "the extractor produced no output"))
                 continue
-            writer.write_rows(_rows(item, result, ext))
+            rows, bad = _rows(item, result, ext)
+            writer.write_rows(rows)
+            if rows[0]["missing"]:
+                skips.append(tables.skip(item.video_id, stage, "missing", "every value was NaN or infinite (none written)"))
+            elif bad:
+                total = len(rows) + bad
+                skips.append(tables.skip(item.video_id, stage, "partial",
+                                         f"{bad} of {total} frames/segments had NaN or infinite values: left out"))  # fmt: skip
     write_rows(skips, skips_out, tables.SKIPS)
     return n, len(skips)
 

@@ -15,18 +15,21 @@ window per video, random horizontal flip, shift by up to ``jitter`` pixels (edge
 brightness/contrast jitter, the same for all frames of a clip; AdamW (``lr``,
 ``weight_decay``, ``batch_size`` clips a step) with a one-cycle schedule (15 % warm-up, cosine
 decay over ``epochs``), label smoothing 0.1; the kept epoch is the one with the best video
-accuracy on the val split (clip probabilities averaged per video, windows every ``stride``
-crops), stopping after ``patience`` epochs without a gain.  Seeded by ``seed``: the same
+accuracy on held-out *training* speakers (a seeded ``holdout`` fraction of them,
+:mod:`emoflow.dataset.holdout`; clip probabilities averaged per video, windows every ``stride``
+crops), stopping after ``patience`` epochs without a gain.  The val and test splits are never
+read: they belong to fusion and the report.  Seeded by ``seed``: the same
 inputs give the same weights on the same device.  It writes the weights (``.pt`` state dict) and, at the given path, JSON
-metadata: architecture, input framing, classes, best epoch, val accuracy, chance levels,
+metadata: architecture, input framing, classes, best epoch, held-out accuracy, chance levels,
 training time and the per-epoch history.  ``init`` names a checkpoint to start from: a
 ``.pt`` state dict of this network, or the ``.json`` of an earlier fit (its ``.pt`` beside
 it); tensors whose shapes differ (e.g. another label space's class layer) stay as
-initialised.  ``init`` with ``epochs: 0`` just loads it (the val accuracy is still measured).
+initialised.  ``init`` with ``epochs: 0`` just loads it (the held-out accuracy is still measured).
 
 On paired_av (719 train videos, FER2013 faces: the clips are still images drifting slowly)
-the defaults train in about 14 min on one CPU thread (40 epochs, ~20 s each); best epoch 33,
-val video accuracy 0.445, test 0.405 (7 classes: chance 0.143, majority class 0.155).
+the defaults train in about 14 min on one CPU thread (40 epochs, ~20 s each); with the epoch
+chosen on the val split (before held-out training speakers) the best epoch was 33, val video
+accuracy 0.445, test 0.405 (7 classes: chance 0.143, majority class 0.155).
 
 The ``c3d`` extractor (clip level) writes the ``emb_dim`` (256) embedding of every window
 (the embedding layer's output before its ReLU, see :mod:`emoflow.nets.c3d`),
@@ -51,11 +54,12 @@ from pathlib import Path
 
 import numpy as np
 
+from emoflow.dataset.holdout import fit_roles
 from emoflow.features.base import Extractor, Output
 from emoflow.nets.common import batches, load_matching, pick_device, setup_torch
 
 ARCH_KEYS = ("frames", "size", "crop", "center_y", "channels", "emb_dim", "dropout")
-TRAIN_KEYS = ("epochs", "patience", "batch_size", "lr", "weight_decay", "jitter", "stride", "seed", "init")
+TRAIN_KEYS = ("epochs", "patience", "batch_size", "lr", "weight_decay", "jitter", "stride", "seed", "init", "holdout")
 NORMALISATION = "(x / 255 - 0.5) * 2"
 
 
@@ -216,11 +220,12 @@ def fit(train: list[tuple[np.ndarray, int]], val: list[tuple[np.ndarray, int]], 
         "input": {"source": "clip.color -> grey", "crop": p["crop"], "center_y": p["center_y"], "size": p["size"],
                   "normalisation": NORMALISATION},
         "best_epoch": best["epoch"],
-        "val_video_accuracy": best["val_video_acc"],
+        "holdout_video_accuracy": best["val_video_acc"],
         "chance": 1.0 / n_classes,
         "chance_majority": float(np.bincount(val_y, minlength=n_classes).max() / len(val_y)) if len(val_y) else None,
         "train_videos": len(train),
-        "val_videos": len(val),
+        "holdout_videos": len(val),
+        "epochs_chosen_on": "held-out training speakers",
         "train_seconds": round(time.perf_counter() - t0, 1),
         "device": str(device),
         "params": {k: p[k] for k in TRAIN_KEYS},
@@ -245,7 +250,7 @@ class C3D(Extractor):
     defaults = {
         "model": None, "init": None, "frames": 16, "stride": 8, "size": 48, "crop": 0.7, "center_y": 0.55,
         "channels": [16, 32, 64, 128], "emb_dim": 256, "dropout": 0.3, "epochs": 40, "patience": 15, "batch_size": 16,
-        "lr": 2e-3, "weight_decay": 1e-3, "jitter": 3, "seed": 0, "device": "auto",
+        "lr": 2e-3, "weight_decay": 1e-3, "jitter": 3, "seed": 0, "device": "auto", "holdout": 0.2,
     }  # fmt: skip
     level = "clip"
 
@@ -316,13 +321,15 @@ def main(argv=None) -> int:
     if len(args.crops) % 4:
         ap.error("--crops takes 4 paths per shard (sheet, face videos, crops, faces)")
     man = pd.read_csv(args.manifest, dtype={"video_id": str}, keep_default_na=False).set_index("video_id")
-    data: dict[str, list] = {"train": [], "val": []}
+    # training speakers only: a held-out part of them picks the epoch (val/test are never read)
+    roles = fit_roles(man, params["holdout"], params["seed"])
+    data: dict[str, list] = {"fit": [], "holdout": []}
     no_face = 0
     groups = [args.crops[i : i + 4] for i in range(0, len(args.crops), 4)]
     t0 = time.perf_counter()
     for group in groups:
         for item in iter_crops(*group):
-            if item.video_id not in man.index or man.loc[item.video_id, "split"] not in data:
+            if item.video_id not in roles.index:
                 continue
             if item.data is None:
                 no_face += 1
@@ -331,20 +338,22 @@ def main(argv=None) -> int:
             if label not in classes:
                 continue
             x = faces(item.data, params["crop"], params["center_y"], params["size"])
-            data[man.loc[item.video_id, "split"]].append((x, classes.index(label)))
-    log.info("read %d train and %d val videos with a face from %d shards in %.0f s (%d without a face left out)",
-             len(data["train"]), len(data["val"]), len(groups), time.perf_counter() - t0, no_face)  # fmt: skip
-    if len(data["train"]) < 2:
+            data[roles[item.video_id]].append((x, classes.index(label)))
+    log.info("read %d fit and %d held-out training videos with a face from %d shards in %.0f s (%d without a face left out)",
+             len(data["fit"]), len(data["holdout"]), len(groups), time.perf_counter() - t0, no_face)  # fmt: skip
+    if len(data["fit"]) < 2:
         log.error("the C3D network needs training videos with a face")
         return 1
-    if not data["val"]:
-        log.warning("no val videos with a face: keeping the last epoch")
-    net, meta = fit(data["train"], data["val"], len(classes), params, args.threads, log.info)
+    if not data["holdout"]:
+        log.warning("no held-out training videos with a face: keeping the last epoch")
+    net, meta = fit(data["fit"], data["holdout"], len(classes), params, args.threads, log.info)
     meta["classes"] = classes
     meta["no_face_videos"] = no_face
+    meta["holdout_speakers"] = int(man.loc[roles.index[roles == "holdout"]].get("speaker", pd.Series(dtype=str)).nunique())
     save(net, meta, args.out)
-    log.info("best epoch %d: val video accuracy %s (chance %.3f, majority class %s); %.0f s", meta["best_epoch"],
-             _fmt(meta["val_video_accuracy"]), meta["chance"], _fmt(meta["chance_majority"]), meta["train_seconds"])  # fmt: skip
+    log.info("best epoch %d: held-out training speakers' video accuracy %s (chance %.3f, majority class %s); %.0f s",
+             meta["best_epoch"], _fmt(meta["holdout_video_accuracy"]), meta["chance"], _fmt(meta["chance_majority"]),
+             meta["train_seconds"])  # fmt: skip
     return 0
 
 

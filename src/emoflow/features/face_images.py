@@ -6,9 +6,11 @@
 ``folder``    an image-folder tree ``<root>/<class>/*.{png,jpg,jpeg,bmp}`` (optionally
               ``<root>/train/<class>`` and ``<root>/val/<class>``; without ``val`` a
               stratified part of ``train`` is held out).  Class names are the folder names.
-``crops``     the workflow's own aligned main-face crops: training-split videos for
-              training, validation-split videos for validation (scored per video), each
-              frame labelled with its video's label (as the seed did with SFEW).
+``crops``     the workflow's own aligned main-face crops of the training split's videos,
+              each frame labelled with its video's label (as the seed did with SFEW):
+              a seeded ``holdout`` fraction of the training *speakers* (default 0.2) is
+              the validation part (scored per video); the val and test splits are never
+              read (they belong to fusion and the report).
 """
 
 from __future__ import annotations
@@ -130,23 +132,28 @@ def image_folder(root: str, size: int = 48, val_fraction: float = 0.1, seed: int
     return ImageSet(classes, x[keep], y[keep], x[held], y[held], source=f"folder:{root}")
 
 
-def training_crops(manifest: str, crop_inputs: list[str], classes: list[str], size: int = 48) -> ImageSet:
-    """Grey aligned crops of the train (training) and val (validation) split videos."""
+def training_crops(manifest: str, crop_inputs: list[str], classes: list[str], size: int = 48, holdout: float = 0.2,
+                   seed: int = 0) -> ImageSet:  # fmt: skip
+    """Grey aligned crops of the training split's videos: most speakers train, a held-out
+    ``holdout`` fraction of the training speakers validates (picks the epoch); the val and
+    test splits are never read."""
     import pandas as pd
 
+    from emoflow.dataset.holdout import fit_roles
     from emoflow.features.base import iter_crops
 
     if len(crop_inputs) % 4:
         raise ValueError("crop inputs come in fours per shard: sheet, face videos, crops, faces")
     man = pd.read_csv(manifest, dtype=str, keep_default_na=False).set_index("video_id")
-    parts = {"train": ([], [], []), "val": ([], [], [])}
+    roles = fit_roles(man, holdout, seed)
+    parts = {"fit": ([], [], []), "holdout": ([], [], [])}
     for i in range(0, len(crop_inputs), 4):
         for item in iter_crops(*crop_inputs[i : i + 4]):
-            if item.missing_reason or item.video_id not in man.index:
+            if item.missing_reason or item.video_id not in roles.index:
                 continue
-            split = man.loc[item.video_id, "split"]
+            split = roles[item.video_id]
             label = man.loc[item.video_id, "label"]
-            if split not in parts or label not in classes:
+            if label not in classes:
                 continue
             grey = item.data.grey
             if grey.shape[1] != size:
@@ -155,9 +162,10 @@ def training_crops(manifest: str, crop_inputs: list[str], classes: list[str], si
             xs.append(grey)
             ys.append(np.full(len(grey), classes.index(label)))
             gs.append(np.full(len(grey), item.video_id, dtype=object))
-    if not parts["train"][0] or not parts["val"][0]:
-        raise EmoflowError(f"{manifest}: the frame CNN needs face crops of both train and val split videos")
-    (tx, ty, _), (vx, vy, vg) = (tuple(np.concatenate(a) for a in parts[s]) for s in ("train", "val"))
+    if not parts["fit"][0] or not parts["holdout"][0]:
+        raise EmoflowError(f"{manifest}: the frame CNN needs face crops of training videos of at least 2 speakers "
+                           "(a held-out part of the training speakers picks the epoch)")  # fmt: skip
+    (tx, ty, _), (vx, vy, vg) = (tuple(np.concatenate(a) for a in parts[s]) for s in ("fit", "holdout"))
     return ImageSet(list(classes), tx, ty.astype(np.int64), vx, vy.astype(np.int64), val_groups=vg, source="crops")
 
 
@@ -190,5 +198,5 @@ def load(train: dict, *, manifest: str, crop_inputs: list[str], classes: list[st
     if source == "folder":
         return image_folder(train["path"], size, frac, seed)
     if source == "crops":
-        return training_crops(manifest, crop_inputs, classes, size)
+        return training_crops(manifest, crop_inputs, classes, size, float(train.get("holdout", 0.2)), seed)
     raise EmoflowError(f"frame CNN: unknown train.source {source!r} (fer2013, folder or crops)")

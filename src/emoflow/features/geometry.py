@@ -66,9 +66,10 @@ def shape_features(points: np.ndarray, derotate: bool = True) -> np.ndarray:
 
 
 def pose_features(points: np.ndarray, frame_size) -> np.ndarray:
-    """(n, 3) yaw, pitch, roll / POSE_SCALE of (n, L, 2) frame-pixel landmarks (zeros where
-    no pose can be fitted)."""
-    out = np.zeros((len(points), 3))
+    """(n, 3) yaw, pitch, roll / POSE_SCALE of (n, L, 2) frame-pixel landmarks (NaN where
+    no pose can be fitted: a missing value, not a frontal pose; the extractor loop leaves
+    such frames out and records them in the skip table)."""
+    out = np.full((len(points), 3), np.nan)
     for k, p in enumerate(np.asarray(points, np.float64)):
         if not np.isfinite(p).all():
             continue
@@ -149,5 +150,4 @@ class Geometry(Extractor):
         else:
             pts = np.asarray(clip.landmarks, np.float64).reshape(-1, 5, 2)
         values = np.concatenate([shape_features(pts, self.params["derotate"]), pose_features(pts, clip.frame_size)], axis=1)
-        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
         return Output(values.astype(np.float32), times=clip.times, frames=clip.frames)

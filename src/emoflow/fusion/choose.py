@@ -46,7 +46,8 @@ import numpy as np
 
 from emoflow.evaluate.metrics import scores
 from emoflow.fusion.search import (
-    cv_score_weights, fuse, fuse_product, greedy_select, log_scores, search_weights, secondary_metric, stack_probs,
+    cv_score_weights, fuse, fuse_present, fuse_product, greedy_select, log_scores, search_weights, secondary_metric,
+    stack_probs,
 )  # fmt: skip
 from emoflow.fusion.stacking import Stacker
 
@@ -69,8 +70,14 @@ def choose(
     seed: int = 0,
     search_kw: Mapping | None = None,
     stacking_kw: Mapping | None = None,
+    present: Mapping[str, np.ndarray] | None = None,
 ) -> dict:
-    """Fit and cross-validate each fusion method on validation; return the JSON-able choice (see module doc)."""
+    """Fit and cross-validate each fusion method on validation; return the JSON-able choice (see module doc).
+
+    ``present`` (model -> (n,) bool, optional): which validation rows each model really
+    predicted.  Weights are then searched, cross-validated and scored with exactly the
+    combination :func:`apply` uses at predict time (each row renormalised over the models
+    present in it), not with the absent models' stand-in priors mixed in."""
     secondary = secondary_metric(metric)
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
@@ -82,20 +89,21 @@ def choose(
     y = np.asarray(y_val, dtype=np.int64)
     groups = None if groups_val is None else np.asarray(groups_val)
     search_kw = dict(search_kw or {})
+    mask = None if present is None else np.stack([np.asarray(present[k], bool) for k in names])
 
     results: dict[str, dict] = {}
     for method in methods:
         if method in ("weighted", "product", "caruana"):
             inputs = log_scores(probs) if method == "product" else probs  # same argmax as the log-probabilities
             if method in ("weighted", "product"):
-                w, _ = search_weights(inputs, y, metric=metric, seed=seed, **search_kw)
-                cv = cv_score_weights(inputs, y, groups, folds, metric=metric, seed=seed, **search_kw)
+                w, _ = search_weights(inputs, y, metric=metric, seed=seed, present=mask, **search_kw)
+                cv = cv_score_weights(inputs, y, groups, folds, metric=metric, seed=seed, present=mask, **search_kw)
             else:
-                w, _ = greedy_select(probs, y, metric=metric)
-                cv = cv_score_weights(probs, y, groups, folds, metric=metric, seed=seed, selector=greedy_select)
+                w, _ = greedy_select(probs, y, metric=metric, present=mask)
+                cv = cv_score_weights(probs, y, groups, folds, metric=metric, seed=seed, selector=greedy_select, present=mask)
             results[method] = {
                 "weights": {name: float(v) for name, v in zip(names, w)},
-                "fit": _floats(scores(y, fuse(inputs, w).argmax(axis=1), n_classes)),
+                "fit": _floats(scores(y, fuse_present(np.stack(inputs), w, mask).argmax(axis=1), n_classes)),
                 "cv": {**_floats(cv), "fold_weights": cv["fold_weights"]},
             }
         else:

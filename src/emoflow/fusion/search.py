@@ -122,12 +122,45 @@ def secondary_metric(metric: str) -> str:
     return "uar" if metric == "accuracy" else "accuracy"
 
 
-class _Scorer:
-    """Scores many weight vectors at once: accuracy and UAR of argmax of the fused probabilities."""
+def _present_mask(present, m: int, n: int) -> np.ndarray | None:
+    if present is None:
+        return None
+    mask = np.asarray(present, bool)
+    if mask.shape != (m, n):
+        raise ValueError(f"present must be (models, samples) = ({m}, {n}), got {mask.shape}")
+    return mask
 
-    def __init__(self, stacked: np.ndarray, y, metric: str):
+
+def fuse_present(stacked: np.ndarray, weights, present=None) -> np.ndarray:
+    """Weighted average (n, C) as fusion applies it at predict time: each row's weights
+    renormalised over the models *present* in it (``present`` (M, n) bool: the model's feature
+    was not missing); a row in which no model of non-zero weight is present keeps the full
+    weights (the models' stand-in priors).  Without ``present``: :func:`fuse`."""
+    stacked = np.asarray(stacked, float)
+    w = _normalise(weights, stacked.shape[0])
+    mask = _present_mask(present, *stacked.shape[:2])
+    if mask is None:
+        return np.tensordot(w, stacked, axes=1)
+    wm = w[:, None] * mask  # (M, n)
+    denom = wm.sum(axis=0)
+    none = denom <= 0
+    wm[:, none] = w[:, None]
+    denom[none] = 1.0
+    return np.einsum("mn,mnc->nc", wm, stacked) / denom[:, None]
+
+
+class _Scorer:
+    """Scores many weight vectors at once: accuracy and UAR of argmax of the fused probabilities
+    (renormalised over the models present in each row when ``present`` is given, exactly as
+    :func:`emoflow.fusion.choose.apply` fuses at predict time)."""
+
+    def __init__(self, stacked: np.ndarray, y, metric: str, present=None):
         self.m, self.n, self.c = stacked.shape
         self.flat = stacked.reshape(self.m, self.n * self.c)
+        self.mask = _present_mask(present, self.m, self.n)
+        if self.mask is not None:
+            self.maskf = self.mask.astype(float)
+            self.flat_present = (stacked * self.maskf[:, :, None]).reshape(self.m, self.n * self.c)
         self.y = np.asarray(y, dtype=np.int64)
         if self.y.shape != (self.n,):
             raise ValueError(f"{self.y.shape[0] if self.y.ndim else 0} labels for {self.n} samples")
@@ -146,7 +179,14 @@ class _Scorer:
         acc, uar = np.empty(len(weights)), np.empty(len(weights))
         step = max(1, _CHUNK_ELEMENTS // (self.n * self.c))
         for s in range(0, len(weights), step):
-            fused = (weights[s : s + step] @ self.flat).reshape(-1, self.n, self.c)
+            w = weights[s : s + step]
+            if self.mask is None:
+                fused = (w @ self.flat).reshape(-1, self.n, self.c)
+            else:  # row-wise renormalisation does not move the argmax: dropping the absent models does
+                fused = (w @ self.flat_present).reshape(-1, self.n, self.c)
+                none = (w @ self.maskf) <= 0  # (k, n): no weighted model present -> full weights
+                if none.any():
+                    fused = np.where(none[:, :, None], (w @ self.flat).reshape(-1, self.n, self.c), fused)
             correct = (fused.argmax(axis=2) == self.y).astype(float)  # (k, n)
             acc[s : s + step] = correct.mean(axis=1)
             uar[s : s + step] = (correct @ self.onehot / self.support).mean(axis=1)
@@ -238,16 +278,19 @@ def search_weights(
     max_models_exhaustive: int = 4,
     seed: int = 0,
     rounds: int = 8,
+    present=None,
 ) -> tuple[np.ndarray, float]:
     """Fusion weights maximising ``metric`` of the fused prediction on (validation) labels ``y``.
 
     Exhaustive over the simplex lattice of spacing ``step`` for up to ``max_models_exhaustive``
     models, otherwise coordinate ascent with ``rounds`` deterministic restarts (see the module
     docstring); an explicit ``grid`` (K, M) of candidate weight vectors is scored exhaustively
-    instead.  Returns the normalised weights (M,) and the (optimistic, in-sample) metric value.
+    instead.  ``present`` ((M, n) bool, optional): which rows each model really predicted;
+    candidates are then scored with the predict-time rule (:func:`fuse_present`).
+    Returns the normalised weights (M,) and the (optimistic, in-sample) metric value.
     """
     stacked = stack_probs(probs)
-    scorer = _Scorer(stacked, y, metric)
+    scorer = _Scorer(stacked, y, metric, present)
     m = stacked.shape[0]
     if grid is not None:
         cands = np.atleast_2d(np.asarray(grid, dtype=float))
@@ -274,16 +317,17 @@ def search_weights(
     return cands[b] / cands[b].sum(), float(prim[b])
 
 
-def greedy_select(probs: Sequence[np.ndarray], y, *, metric: str = "accuracy", n_iter: int = 50) -> tuple[np.ndarray, float]:
+def greedy_select(probs: Sequence[np.ndarray], y, *, metric: str = "accuracy", n_iter: int = 50,
+                  present=None) -> tuple[np.ndarray, float]:  # fmt: skip
     """Caruana et al. (2004) ensemble selection: forward selection of models with replacement.
 
     Starts from the best single model; each iteration adds (again, possibly) the model whose
     addition gives the best fused score (same tie-break as :func:`search_weights`).  The weights
     are the selection counts of the best ensemble seen over the iterations (the earliest, i.e.
-    smallest, on ties).  Returns (weights (M,), metric value).
+    smallest, on ties).  ``present`` as for :func:`search_weights`.  Returns (weights (M,), metric value).
     """
     stacked = stack_probs(probs)
-    scorer = _Scorer(stacked, y, metric)
+    scorer = _Scorer(stacked, y, metric, present)
     m = stacked.shape[0]
     eye = np.eye(m)
     counts = np.zeros(m)
@@ -333,6 +377,7 @@ def cv_score_weights(
     metric: str = "accuracy",
     seed: int = 0,
     selector: Callable[..., tuple[np.ndarray, float]] | None = None,
+    present=None,
     **search_kw,
 ) -> dict:
     """Honest validation estimate of weighted-average fusion by cross-validation on the validation split.
@@ -340,7 +385,8 @@ def cv_score_weights(
     For each fold, weights are searched on the other folds (``selector``, default
     :func:`search_weights` with ``seed`` and ``search_kw``; e.g. :func:`greedy_select`, called as
     ``selector(probs, y, metric=metric)``) and the held-out fold is fused with them; the
-    out-of-fold predictions are pooled and scored.  Returns ``{"accuracy", "uar", "macro_f1",
+    out-of-fold predictions are pooled and scored (with ``present``, by the predict-time rule
+    :func:`fuse_present` in both the search and the scoring).  Returns ``{"accuracy", "uar", "macro_f1",
     "n", "folds", "fold_weights"}``.
     """
     stacked = stack_probs(probs)
@@ -349,9 +395,13 @@ def cv_score_weights(
     pred = np.empty(len(y), dtype=np.int64)
     fold_weights = []
     splits = cv_splits(y, groups, folds, seed)
+    mask = _present_mask(present, *stacked.shape[:2])
     for train, test in splits:
-        w, _ = select(list(stacked[:, train]), y[train], metric=metric)
-        pred[test] = fuse(list(stacked[:, test]), w).argmax(axis=1)
+        if mask is None:
+            w, _ = select(list(stacked[:, train]), y[train], metric=metric)
+        else:
+            w, _ = select(list(stacked[:, train]), y[train], metric=metric, present=mask[:, train])
+        pred[test] = fuse_present(stacked[:, test], w, None if mask is None else mask[:, test]).argmax(axis=1)
         fold_weights.append([float(v) for v in w])
     out = scores(y, pred, stacked.shape[2])
     out.update(folds=len(splits), fold_weights=fold_weights)

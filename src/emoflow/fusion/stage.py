@@ -73,12 +73,13 @@ def run(splits_path, pred_paths, report_paths, cfg, log) -> tuple[dict, dict]:
         raise EmoflowError(f"{splits_path}: the validation split needs at least 2 classes to choose a fusion")
     ev = cfg.get("evaluation", {})
     log.info("fusing %d experiments on %d validation videos: %s", len(names), val.sum(), ", ".join(names))
+    present = {n: ~preds[n]["missing"].to_numpy(bool) for n in names}
     choice = choose(
         {n: p[val] for n, p in probs.items()}, y[val], sp["speaker"].to_numpy()[val],
         methods=tuple(cfg.get("methods", ("weighted", "stacking"))), metric=ev.get("metric", "accuracy"),
         folds=int(cfg.get("folds", 5)), seed=int(ev.get("seed", 0)), search_kw={"step": float(cfg.get("step", 0.05))},
+        present={n: m[val] for n, m in present.items()},
     )  # fmt: skip
-    present = {n: ~preds[n]["missing"].to_numpy(bool) for n in names}
     fused = apply(choice, probs, present)
     pred = fused.argmax(1)
     choice["scores"] = {s: scores(y[split == s], pred[split == s], len(classes)) for s in ("train", "val", "test") if (split == s).any()}

@@ -5,7 +5,11 @@ augments on the fly (:func:`augment`: flips, small affine jitter, brightness/con
 on the batch, on the training device), evaluates the validation part after every epoch,
 keeps the best epoch's weights by validation accuracy (:class:`Result`), and writes a
 resume checkpoint after every epoch (model, optimiser, schedule, random states, history):
-started again with the same resume folder and settings it continues where it stopped.
+started again with the same resume folder it continues where it stopped, but only when
+the checkpoint was made from exactly the same training (:func:`data_digest`: settings,
+image and label bytes, validation part, start weights, normalisation and the code of this
+loop and of the network); a finished fit deletes it, so a later refit always recomputes.
+Checkpoints load with ``weights_only=True`` (tensors and plain data, no code).
 
 Schedule: SGD with Nesterov momentum and a one-cycle learning rate; label smoothing.
 On a CPU with bfloat16 support, ``precision: bf16`` runs the forward pass under autocast
@@ -125,8 +129,41 @@ def predict(model, images: np.ndarray, mean: float, std: float, device, batch_si
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def _digest(cfg: dict, n_train: int, n_val: int) -> str:
-    return hashlib.sha256(json.dumps([cfg, n_train, n_val], sort_keys=True, default=str).encode()).hexdigest()[:16]
+def _array_digest(h, a: np.ndarray | None) -> None:
+    if a is None:
+        h.update(b"none")
+        return
+    a = np.ascontiguousarray(a)
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    if a.dtype == object:
+        h.update(json.dumps(a.tolist(), default=str).encode())
+    else:
+        h.update(a.data)
+
+
+def code_digest(*objects) -> str:
+    """sha256 of the source files that define ``objects`` (modules, classes, functions):
+    an edit to the training loop or the network invalidates a resume checkpoint."""
+    import inspect
+    import sys as _sys
+
+    h = hashlib.sha256()
+    for obj in (_sys.modules[__name__], *objects):
+        try:
+            path = inspect.getsourcefile(obj if inspect.ismodule(obj) else inspect.getmodule(obj))
+        except TypeError:
+            path = None
+        h.update(Path(path).read_bytes() if path else repr(obj).encode())
+    return h.hexdigest()
+
+
+def data_digest(cfg: dict, *arrays, extra=None) -> str:
+    """What a resumable fit trains on: the settings, every array's bytes (images, labels,
+    validation groups), and ``extra`` (e.g. :func:`code_digest`, the model's start state)."""
+    h = hashlib.sha256(json.dumps([cfg, extra], sort_keys=True, default=str).encode())
+    for a in arrays:
+        _array_digest(h, a)
+    return h.hexdigest()[:32]
 
 
 def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, cfg: dict, device,
@@ -148,10 +185,17 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     start_epoch = 0
     ckpt = Path(resume_dir, "resume.pt") if resume_dir else None
-    digest = _digest({k: v for k, v in cfg.items() if k != "patience"}, len(train_x), len(val_x))
+    # the checkpoint is valid only for exactly this training: settings, data (images, labels,
+    # validation part), start weights and code; anything else starts afresh
+    start = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h0 = v.detach().cpu().contiguous()
+        start.update(k.encode() + str(h0.dtype).encode() + h0.view(-1).view(torch.uint8).numpy().tobytes())
+    digest = data_digest({k: v for k, v in cfg.items() if k != "patience"}, train_x, train_y, val_x, val_y, val_groups,
+                         extra=[code_digest(type(model)), start.hexdigest(), float(mean), float(std)])  # fmt: skip
     if ckpt and ckpt.exists():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state["digest"] == digest:
+        state = torch.load(ckpt, map_location=device, weights_only=True)  # tensors and plain data only
+        if state.get("digest") == digest:
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"])
@@ -210,6 +254,12 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
             break
     result.seconds = time.time() - t0
     model.load_state_dict(best_state)
+    if ckpt and ckpt.exists():  # finished: resume state must not outlive this fit
+        ckpt.unlink()
+        try:
+            ckpt.parent.rmdir()
+        except OSError:
+            pass
     return result
 
 

@@ -123,7 +123,10 @@ class Recognizer:
 
     def eval(self, manifest: str | os.PathLike) -> dict:
         """Accuracy, UAR, macro-F1 (and the confusion matrix) of the bundle's predictions on a
-        labelled manifest's videos; ``by_split`` when it has a split column."""
+        labelled manifest's videos; ``by_split`` when it has a split column.  A clip that got
+        no prediction (unreadable, no usable modality) counts as wrong, as in the workflow,
+        and ``unpredicted`` says how many there were; the confusion matrix (rows: true
+        classes) has one more column, last, for them."""
         from emoflow.evaluate.metrics import confusion, scores
         from emoflow.predict.cli import gather
 
@@ -138,11 +141,14 @@ class Recognizer:
         ok = videos["label_pred"].fillna("") != ""
         pred = np.array([self.classes.index(lab) if lab else -1 for lab in videos["label_pred"].fillna("")])
 
+        n_classes = len(self.classes)
+        scored = np.where(ok, pred, n_classes)  # an unpredicted clip: an extra "no answer" class, always wrong
+
         def block(mask):
-            keep = mask & ok
-            out = scores(y[keep], pred[keep], len(self.classes)) if keep.any() else {"n": 0}
-            if keep.any():
-                out["confusion"] = confusion(y[keep], pred[keep], len(self.classes)).tolist()
+            if not mask.any():
+                return {"n": 0, "unpredicted": 0}
+            out = scores(y[mask], scored[mask], n_classes + 1)  # UAR/F1 average over the true classes only
+            out["confusion"] = confusion(y[mask], scored[mask], n_classes + 1)[:n_classes].tolist()
             out["unpredicted"] = int((mask & ~ok).sum())
             return out
 

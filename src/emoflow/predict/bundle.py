@@ -22,10 +22,12 @@ prior that stands in when the feature is missing); ``versions`` (the library ver
 used, by import name); ``files`` (sha256 of every file).
 
 :meth:`Bundle.load` refuses, with a message saying what differs, a bundle whose format,
-files, library versions (those in :data:`STRICT`) or class list do not match.  scikit-learn
-models load through skops with an allow-list of types (scikit-learn, numpy, scipy); torch
-files load with ``weights_only=True``; encoders with ``allow_pickle=False``; nothing is
-unpickled.
+files, library versions (those in :data:`STRICT`) or class list do not match, and one whose
+file paths are absolute or leave the bundle folder.  Nothing in a bundle runs code:
+scikit-learn models load through skops with an exact allow-list of the types emoflow writes
+(:data:`SKOPS_ALLOWED`) and no function-valued parameter; torch files load with
+``weights_only=True``; Keras models with ``safe_mode=True``; encoders with
+``allow_pickle=False``; nothing is unpickled.
 
 ``python -m emoflow.predict.bundle SPEC_JSON OUT_DIR`` (the rule; SPEC_JSON as a string).
 """
@@ -57,8 +59,101 @@ STRICT = frozenset({
     "cyvlfeat", "skimage", "PIL", "facenet_pytorch", "dlib", "sentence_transformers", "transformers",
     "pocketsphinx", "soundfile",
 })  # fmt: skip
-#: Module prefixes a skops file may instantiate.
-SKOPS_ALLOWED = ("sklearn.", "numpy.", "scipy.")
+#: The exact types a bundle's skops file may instantiate: the estimators, transformers and
+#: arrays emoflow's classifiers are made of (:mod:`emoflow.classify.models`: every classifier
+#: type, with scaling, PCA and SVM calibration), nothing else.  Every node of the file's
+#: schema is checked, not only the types skops itself distrusts; see :func:`check_skops`.
+SKOPS_ALLOWED = frozenset({
+    "builtins.dict", "builtins.list", "builtins.tuple", "builtins.str", "builtins.int", "builtins.float",
+    "builtins.bool", "builtins.NoneType", "builtins.slice",
+    "numpy.ndarray", "numpy.float64", "numpy.float32", "numpy.int64", "numpy.int32", "numpy.bool_", "numpy.dtype",
+    "numpy.random.mtrand.RandomState",
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.decomposition._pca.PCA",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.linear_model._logistic.LogisticRegression",
+    "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.pipeline.Pipeline",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._label.LabelBinarizer",
+    "sklearn.svm._classes.LinearSVC",
+    "sklearn.svm._classes.SVC",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+})  # fmt: skip
+#: A skops ``TypeNode`` loads a bare type object; only these plain types may appear as one.
+SKOPS_TYPE_VALUES = frozenset({"builtins.str", "builtins.int", "builtins.float", "builtins.bool", "builtins.object",
+                               "numpy.float64", "numpy.float32", "numpy.int64", "numpy.int32"})  # fmt: skip
+#: skops loaders that make callables (functions, methods, partials, operators): never allowed.
+SKOPS_CALLABLE_LOADERS = frozenset({"FunctionNode", "MethodNode", "PartialNode", "OperatorFuncNode"})
+
+
+def check_skops(path: Path) -> list[str]:
+    """Check every node of the skops file ``path`` before anything is instantiated: each
+    type on :data:`SKOPS_ALLOWED` (bare types: :data:`SKOPS_TYPE_VALUES`), and no
+    function-valued node anywhere (a ``FunctionTransformer`` chain of numpy / scikit-learn
+    functions can run code).  Returns the types to pass to ``skops.io.load(trusted=...)``;
+    raises :class:`BundleError` naming the file and every offending entry."""
+    import zipfile
+
+    import skops.io as sio
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            schema = json.loads(z.read("schema.json"))
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
+        raise BundleError(f"{path}: not a readable skops file ({exc})") from None
+    callables, outside = set(), set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            loader = node.get("__loader__")
+            if loader is not None:
+                name = f"{node.get('__module__', '?')}.{node.get('__class__', '?')}"
+                content = node.get("content")
+                if loader in SKOPS_CALLABLE_LOADERS:
+                    if isinstance(content, dict) and "module_path" in content:
+                        name = f"{content['module_path']}.{content.get('function', content.get('name', '?'))}"
+                    callables.add(f"{name} ({loader})")
+                elif loader == "TypeNode":
+                    if name not in SKOPS_TYPE_VALUES:
+                        outside.add(f"{name} (a type object)")
+                elif name not in SKOPS_ALLOWED:
+                    outside.add(name)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    if callables:
+        raise BundleError(f"{path}: refuses to load a model with function-valued parameters: {sorted(callables)}")
+    if outside:
+        raise BundleError(f"{path}: refuses to load types emoflow does not write: {sorted(outside)}")
+    untrusted = sio.get_untrusted_types(file=path)
+    bad = sorted(t for t in untrusted if t not in SKOPS_ALLOWED)
+    if bad:  # the schema walk should have caught these; never trust what it did not see
+        raise BundleError(f"{path}: refuses to load types emoflow does not write: {bad}")
+    return untrusted
+
+
+def _inside(root: Path, rel, what: str, meta_path: Path) -> Path:
+    """``root / rel`` for a relative path that stays inside the bundle folder, else an error."""
+    if not isinstance(rel, str) or not rel:
+        raise BundleError(f"{meta_path}: {what}: not a file name ({rel!r})")
+    pure = Path(rel)
+    if pure.is_absolute() or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+        raise BundleError(f"{meta_path}: {what}: absolute path {rel!r} (a bundle names its files relative to its folder)")
+    if ".." in pure.parts:
+        raise BundleError(f"{meta_path}: {what}: path {rel!r} leaves the bundle folder")
+    full = (root / pure).resolve()
+    if not full.is_relative_to(root):
+        raise BundleError(f"{meta_path}: {what}: path {rel!r} leaves the bundle folder (through a link)")
+    return full
 
 
 class BundleError(EmoflowError):
@@ -271,11 +366,23 @@ class Bundle:
         if meta.get("format") != FORMAT:
             raise BundleError(f"{meta_path}: bundle format {meta.get('format')!r}, this emoflow reads format {FORMAT}")
         for rel, digest in meta["files"].items():
-            p = root / rel
+            p = _inside(root, rel, "files", meta_path)
             if not p.is_file():
                 raise BundleError(f"{root}: {rel} is missing")
             if _sha256(p) != digest:
                 raise BundleError(f"{p}: contents differ from the bundle's record (modified or corrupt)")
+        listed = set(meta["files"])
+        refs = [("fusion", "fusion.json")]
+        for name, e in meta["experiments"].items():
+            refs += [(f"experiments.{name}.{k}", e[k]) for k in ("model", "report", "encoder") if e.get(k) is not None]
+        for name, f in meta["features"].items():
+            model = f["config"]["features"][f["table"]].get("model")
+            if model is not None:
+                refs.append((f"features.{name}.config.model", model))
+        for what, rel in refs:
+            _inside(root, rel, what, meta_path)
+            if rel not in listed:
+                raise BundleError(f"{meta_path}: {what}: {rel!r} is not among the bundle's checked files")
         if classes is not None and list(classes) != list(meta["classes"]):
             raise BundleError(f"{root}: the bundle predicts classes {meta['classes']}, expected {list(classes)}")
         choice = json.loads((root / "fusion.json").read_text())
@@ -319,11 +426,7 @@ class Bundle:
             return "torch", sequence.load(p)[0]
         import skops.io as sio
 
-        untrusted = sio.get_untrusted_types(file=p)
-        bad = [t for t in untrusted if not t.startswith(SKOPS_ALLOWED)]
-        if bad:
-            raise BundleError(f"{p}: refuses to load types outside scikit-learn/numpy/scipy: {bad}")
-        return "sklearn", sio.load(p, trusted=untrusted)
+        return "sklearn", sio.load(p, trusted=check_skops(p))
 
 
 def main(argv=None) -> int:
