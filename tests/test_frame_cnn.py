@@ -239,3 +239,60 @@ def test_fer2013_shared_data(data_root):
     # stratified: every class's share of the validation part matches train's within 1 point
     share = lambda y: np.bincount(y, minlength=7) / len(y)  # noqa: E731
     assert np.abs(share(d.val_y) - share(d.train_y)).max() < 0.01
+
+
+def test_resume_state_is_keyed_on_the_data_and_removed_when_the_fit_completes(tmp_path, monkeypatch):
+    """A stale checkpoint never stands in for a fit: with the same counts but flipped labels
+    the refit trains afresh (weights of a fresh fit on the flipped labels, not the old ones),
+    and a finished fit leaves no resume state behind."""
+    x, y = bars(64, seed=3)
+    vx, vy = bars(20, seed=4)
+    cfg = {**FAST, "epochs": 2}
+
+    def run(labels, resume):
+        torch.manual_seed(0)
+        net = build("vgg", 2, size=24, widths=(8, 8, 8, 8), fc=16)
+        res = trainer.fit(net, x, labels, vx, vy, cfg, torch.device("cpu"), 0.5, 0.25, resume)
+        return net, res
+
+    resume = tmp_path / "resume"
+    first, res = run(y, str(resume))
+    assert res.resumed_from == 0 and not (resume / "resume.pt").exists()  # done: no resume state outlives it
+
+    # an interrupted fit on the original labels leaves a checkpoint after epoch 1 ...
+    class Stop(Exception):
+        pass
+
+    real_info = trainer.log.info
+
+    def interrupt(msg, *args):
+        real_info(msg, *args)
+        if msg.startswith("epoch") and args[0] == 2:
+            raise Stop
+
+    monkeypatch.setattr(trainer.log, "info", interrupt)
+    with pytest.raises(Stop):
+        run(y, str(resume))
+    monkeypatch.setattr(trainer.log, "info", real_info)
+    assert (resume / "resume.pt").exists()
+    # ... which a fit on relabelled data (same counts) must not resume from
+    flipped = 1 - y
+    net, res = run(flipped, str(resume))
+    assert res.resumed_from == 0
+    fresh, _ = run(flipped, None)
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, net.state_dict()[k]), k
+    assert any(not torch.equal(v, first.state_dict()[k]) for k, v in net.state_dict().items() if v.is_floating_point())
+    assert not (resume / "resume.pt").exists()
+
+
+def test_data_digest_sees_every_input():
+    x, y = bars(16, seed=0)
+    base = trainer.data_digest({"epochs": 2}, x, y, None)
+    assert trainer.data_digest({"epochs": 2}, x, y, None) == base
+    assert trainer.data_digest({"epochs": 2}, x, 1 - y, None) != base  # labels
+    x2 = x.copy()
+    x2[0, 0, 0] ^= 1
+    assert trainer.data_digest({"epochs": 2}, x2, y, None) != base  # one pixel
+    assert trainer.data_digest({"epochs": 3}, x, y, None) != base  # settings
+    assert trainer.data_digest({"epochs": 2}, x, y, None, extra="code v2") != base  # code

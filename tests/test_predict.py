@@ -127,8 +127,88 @@ def test_skops_files_with_foreign_types_are_refused(bundle_dir, tmp_path):
     meta["files"][meta["experiments"][name]["model"]] = hashlib.sha256(path.read_bytes()).hexdigest()
     (copy / "bundle.json").write_text(json.dumps(meta))
     b = Bundle.load(copy)
-    with pytest.raises(BundleError, match="refuses to load types outside"):
+    with pytest.raises(BundleError, match=rf"{path.name}: refuses to load a model with function-valued parameters.*getcwd"):
         b.load_classifier(name)
+
+
+def _replace_model(copy: Path, model) -> tuple[str, Path]:
+    """Put ``model`` in place of the bundle's first skops classifier (digest updated)."""
+    import hashlib
+
+    import skops.io as sio
+
+    meta = json.loads((copy / "bundle.json").read_text())
+    name = next(n for n, e in meta["experiments"].items() if e["model_format"] == "skops")
+    path = copy / meta["experiments"][name]["model"]
+    sio.dump(model, path)
+    meta["files"][meta["experiments"][name]["model"]] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    return name, path
+
+
+def test_a_chain_of_numpy_and_sklearn_functions_does_not_run(bundle_dir, tmp_path):
+    """The exploit pattern: a Pipeline of FunctionTransformers built only from names under
+    numpy / sklearn (prefix matching trusted them) would call each function when a clip is
+    scored.  Every function-valued parameter is refused, before anything is instantiated."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.utils import _testing
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, copy)
+    chain = Pipeline([
+        ("a", FunctionTransformer(np.full_like, kw_args={"fill_value": 1})),
+        ("b", FunctionTransformer(np.sum)),
+        ("c", FunctionTransformer(_testing.assert_run_python_script_without_output)),
+    ])  # fmt: skip
+    name, path = _replace_model(copy, chain)
+    b = Bundle.load(copy)
+    with pytest.raises(BundleError, match=rf"{path.name}: refuses .*function-valued.*numpy\.full_like.*numpy\.sum"):
+        b.load_classifier(name)
+    # a type emoflow never writes, even one skops trusts by default, is refused too
+    from sklearn.neighbors import KNeighborsClassifier
+
+    name, path = _replace_model(copy, KNeighborsClassifier().fit(np.eye(3), [0, 1, 2]))
+    with pytest.raises(BundleError, match=rf"{path.name}: refuses to load types emoflow does not write.*KNeighbors"):
+        Bundle.load(copy).load_classifier(name)
+
+
+@pytest.mark.parametrize("where", ["files", "experiment", "feature"])
+@pytest.mark.parametrize("bad", ["../outside.skops", "/etc/passwd"])
+def test_bundle_paths_must_stay_inside_the_bundle(bundle_dir, tmp_path, where, bad):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    name = next(iter(meta["experiments"]))
+    if where == "files":
+        meta["files"][bad] = "0" * 64
+    elif where == "experiment":
+        meta["experiments"][name]["model"] = bad
+    else:
+        feat = next(f for f in meta["features"].values() if f["config"]["features"][f["table"]].get("model"))
+        feat["config"]["features"][feat["table"]]["model"] = bad
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    kind = "absolute path" if bad.startswith("/") else "leaves the bundle folder"
+    with pytest.raises(BundleError, match=rf"bundle\.json: .*{kind}"):
+        Bundle.load(copy)
+
+
+def test_every_classifier_type_emoflow_writes_loads(tmp_path):
+    """The allow-list is exact but complete: each classifier type (with scaling and PCA,
+    SVMs calibrated) saves and loads through the bundle's check."""
+    import skops.io as sio
+
+    from emoflow.classify import models
+    from emoflow.predict.bundle import check_skops
+
+    rng = np.random.default_rng(0)
+    X, y, g = rng.normal(size=(60, 6)), np.repeat([0, 1, 2], 20), np.tile(np.arange(6), 10)
+    for kind in models.TYPES:
+        model, _ = models.search(X, y, g, {"type": kind, "scale": True, "pca": 4}, folds=3)
+        path = tmp_path / f"{kind}.skops"
+        sio.dump(model, path)
+        loaded = sio.load(path, trusted=check_skops(path))
+        np.testing.assert_allclose(loaded.predict_proba(X), model.predict_proba(X))
 
 
 @pytest.fixture(scope="module")
