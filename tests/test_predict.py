@@ -338,15 +338,56 @@ def test_recognizer_api(demo_run, bundle_dir, predicted):
     assert ("population statistics" in one["note"]) == bool(normalised), (normalised, one["note"])
     if not normalised:
         assert all(abs(one["probabilities"][c] - ref.loc[first["video_id"], f"p_{c}"]) < 1e-6 for c in rec.classes)
+    if normalised:
+        # enrolment: the speaker's clips given once, then one clip alone gets exactly the
+        # statistics (and so the probabilities) the run's speaker batch gave it
+        assert rec.enrol(first["speaker"], clips["path"].tolist()) == len(clips)
+        enrolled = rec.recognize(first["path"], speaker=first["speaker"])
+        assert "enrolment of speaker" in enrolled["note"], enrolled["note"]
+        assert all(abs(enrolled["probabilities"][c] - ref.loc[first["video_id"], f"p_{c}"]) < 1e-6 for c in rec.classes)
     manifest = out.parent / "test.csv"
     test[["video_id", "path", "label", "split", "speaker"]].to_csv(manifest, index=False)
-    metrics = rec.eval(manifest)
+    # scored in another label space (the demo's 3 classes read among FER2013's 7): same answers
+    metrics = rec.eval(manifest, label_space="fer2013")
     choice = json.loads((demo_run / "fusion" / rec.bundle.meta["part"] / f"{rec.bundle.meta['group']}.json").read_text())
     assert metrics["n"] == len(test) and metrics["unpredicted"] == 0
+    assert metrics["label_space"]["map"] == {c: c for c in rec.classes}
     assert abs(metrics["accuracy"] - choice["scores"]["test"]["accuracy"]) < 1e-9
     assert abs(metrics["by_split"]["test"]["uar"] - choice["scores"]["test"]["uar"]) < 1e-9
+    assert len(metrics["confusion"]) == 7 and len(metrics["confusion"][0]) == 8  # + the "no answer" column
     with pytest.raises(EmoflowError, match="no such file"):
         rec.batch_recognize([str(out / "missing.mp4")])
+
+
+def test_eval_counts_an_unpredicted_clip_as_wrong(demo_run, bundle_dir, tmp_path):
+    """A clip that gets no prediction at all (here: not media) is wrong, as in the workflow,
+    and counted; the other clips are scored as usual."""
+    from emoflow import Recognizer
+
+    manifest = pd.read_csv(demo_run / "demo" / "manifest.csv")
+    one = manifest[manifest["split"] == "test"].iloc[[0]].copy()
+    one["path"] = [str(demo_run / "demo" / p) for p in one["path"]]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    rows = pd.concat([one, pd.DataFrame([{"video_id": "broken", "path": str(broken), "label": one.iloc[0]["label"],
+                                          "split": "test", "speaker": "nobody"}])], ignore_index=True)  # fmt: skip
+    rows[["video_id", "path", "label", "split", "speaker"]].to_csv(tmp_path / "m.csv", index=False)
+    rec = Recognizer(demo_run)
+    m = rec.eval(tmp_path / "m.csv")
+    assert m["n"] == 2 and m["unpredicted"] == 1
+    assert m["accuracy"] <= 0.5  # the unpredicted clip is wrong whatever the other one gets
+    assert sum(row[-1] for row in m["confusion"]) == 1
+
+
+def test_enrol_needs_a_speaker(bundle_dir, tmp_path):
+    (tmp_path / "enrol").mkdir()
+    (tmp_path / "enrol" / "a.mp4").write_bytes(b"x")
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, "-m", "emoflow", "predict", str(tmp_path / "clip.mp4"), "--bundle", str(bundle_dir),
+                           "--out", str(tmp_path / "o"), "--enrol", str(tmp_path / "enrol")],
+                          capture_output=True, text=True, env=env, cwd=REPO)  # fmt: skip
+    assert proc.returncode == 2 and "needs --speaker" in proc.stderr, proc.stderr
 
 
 def test_recognizer_train_runs_the_workflow(demo_run):

@@ -6,6 +6,8 @@
     rec.recognize("clip.mp4")          # {"label": "happy", "probabilities": {...}, "modalities_used": [...]}
     rec.batch_recognize(["a.mp4", "b.jpg"])                                 # {path: prediction}
     rec.batch_recognize(clips_of_one_person, speaker="p7")                  # normalised together
+    rec.enrol("p7", "p7_unlabelled_clips/")                                 # a speaker's clips, once
+    rec.recognize("p7_new_clip.mp4", speaker="p7")                          # then one clip at a time
     rec.eval("held_out_manifest.csv")  # {"accuracy": ..., "uar": ..., "macro_f1": ..., "n": ...}
 
 ``train`` runs the Snakemake workflow (Snakemake's Python API) and holds no training code of
@@ -82,12 +84,49 @@ class Recognizer:
 
     # ------------------------------------------------------------------ prediction
 
+    def _label_map(self, label_space: str) -> tuple[list[str], dict]:
+        """(classes of ``label_space``, map from the bundle's label space onto it): the
+        config's ``label_maps`` (same names map by default; ``null`` drops a class)."""
+        from emoflow.dataset import labels
+
+        src = self.bundle.meta.get("label_space")
+        if not src:
+            raise EmoflowError(f"{self.bundle.root}: the bundle does not name its label space; cannot map it to {label_space!r}")
+        cfg = _label_space_config()
+        mapping = labels.label_map(cfg, src, label_space)
+        if not any(v is not None for v in mapping.values()):
+            raise EmoflowError(f"label space {src!r} has no class in common with {label_space!r} (add a label_maps entry)")
+        return labels.classes(cfg, label_space), mapping
+
+    def enrol(self, speaker: str, clips) -> int:
+        """Give a speaker's unlabelled clips once (a list of files, a folder, or a manifest
+        path); later :meth:`recognize` / :meth:`batch_recognize` calls with ``speaker=``
+        normalise that speaker's clips with these clips' statistics, each clip on its own.
+        Returns the number of enrolment clips the speaker now has."""
+        import pandas as pd
+
+        from emoflow.predict.cli import gather, gather_enrolment
+
+        if isinstance(clips, (str, os.PathLike)):
+            rows = gather_enrolment(str(clips), speaker)
+        else:
+            rows = gather([str(p) for p in clips])
+        rows["speaker"] = speaker
+        rows["video_id"] = [f"{speaker}.{v}" for v in rows["video_id"]]  # unique across speakers
+        old = getattr(self, "_enrolment", None)
+        self._enrolment = rows if old is None else pd.concat([old, rows], ignore_index=True)
+        return int((self._enrolment["speaker"] == speaker).sum())
+
     def _predict(self, inputs):
         from emoflow.predict.cli import predict
 
+        enrol = getattr(self, "_enrolment", None)
+        if enrol is not None and "speaker" in inputs:
+            enrol = enrol[enrol["speaker"].isin(set(inputs["speaker"]))]
         work = Path(tempfile.mkdtemp(prefix="emoflow-recognize-", dir=self.workdir))
         try:
-            result = predict(self.bundle, inputs, work, self.threads, self.timeline)
+            result = predict(self.bundle, inputs, work, self.threads, self.timeline,
+                             enrol=enrol if enrol is not None and "speaker" in inputs and len(enrol) else None)  # fmt: skip
         finally:
             shutil.rmtree(work, ignore_errors=True)
         self.last_result = result
@@ -116,32 +155,46 @@ class Recognizer:
         result = self._predict(inputs)
         return {p: self._as_prediction(row, self.classes) for p, (_, row) in zip(paths, result.videos.iterrows())}
 
-    def recognize(self, path) -> dict:
+    def recognize(self, path, speaker: str | None = None) -> dict:
         """``{"label", "probabilities": {class: p}, "modalities_used", "note"}`` for one video
-        or face image (``label`` None when neither a face nor speech could be used)."""
-        return self.batch_recognize([path])[str(path)]
+        or face image (``label`` None when neither a face nor speech could be used);
+        ``speaker``: an enrolled speaker (:meth:`enrol`) whose statistics normalise it."""
+        return self.batch_recognize([path], speaker=speaker)[str(path)]
 
-    def eval(self, manifest: str | os.PathLike) -> dict:
+    def eval(self, manifest: str | os.PathLike, label_space: str | None = None) -> dict:
         """Accuracy, UAR, macro-F1 (and the confusion matrix) of the bundle's predictions on a
         labelled manifest's videos; ``by_split`` when it has a split column.  A clip that got
         no prediction (unreadable, no usable modality) counts as wrong, as in the workflow,
         and ``unpredicted`` says how many there were; the confusion matrix (rows: true
-        classes) has one more column, last, for them."""
+        classes) has one more column, last, for them.  ``label_space``: the manifest's
+        labels belong to another label space (e.g. ``fer2013`` for a RAVDESS-trained bundle):
+        the bundle's probabilities are mapped onto it with the config's ``label_maps``
+        (:func:`emoflow.dataset.labels.map_probabilities`) before scoring."""
         from emoflow.evaluate.metrics import confusion, scores
         from emoflow.predict.cli import gather
 
         inputs = gather([], manifest)
         if "label" not in inputs or (inputs["label"].fillna("") == "").any():
             raise EmoflowError(f"{manifest}: eval needs a label for every video")
-        unknown = sorted(set(inputs["label"]) - set(self.classes))
+        classes, mapping = self.classes, None
+        if label_space is not None:  # the manifest is labelled in another space: read the model in it
+            classes, mapping = self._label_map(label_space)
+        unknown = sorted(set(inputs["label"]) - set(classes))
         if unknown:
-            raise EmoflowError(f"{manifest}: labels {unknown} are not in the bundle's classes {self.classes}")
+            where = f"label space {label_space!r}" if label_space else "the bundle's classes"
+            raise EmoflowError(f"{manifest}: labels {unknown} are not in {where} {classes}")
         videos = self._predict(inputs).videos
-        y = np.array([self.classes.index(lab) for lab in videos["label"]])
-        ok = videos["label_pred"].fillna("") != ""
-        pred = np.array([self.classes.index(lab) if lab else -1 for lab in videos["label_pred"].fillna("")])
+        y = np.array([classes.index(lab) for lab in videos["label"]])
+        ok = (videos["label_pred"].fillna("") != "").to_numpy()
+        if mapping is None:
+            pred = np.array([classes.index(lab) if lab else -1 for lab in videos["label_pred"].fillna("")])
+        else:
+            from emoflow.dataset.labels import map_probabilities
 
-        n_classes = len(self.classes)
+            probs = np.nan_to_num(videos[[f"p_{c}" for c in self.classes]].to_numpy(float))
+            pred = np.where(ok, map_probabilities(probs, self.classes, classes, mapping).argmax(1), -1)
+
+        n_classes = len(classes)
         scored = np.where(ok, pred, n_classes)  # an unpredicted clip: an extra "no answer" class, always wrong
 
         def block(mask):
@@ -153,9 +206,17 @@ class Recognizer:
             return out
 
         res = block(np.ones(len(y), bool))
+        if mapping is not None:
+            res["label_space"] = {"model": self.bundle.meta.get("label_space"), "scored_in": label_space, "map": mapping}
         if "split" in videos:
             res["by_split"] = {s: block((videos["split"] == s).to_numpy()) for s in sorted(set(videos["split"])) if s}
         return res
+
+
+def _label_space_config() -> dict:
+    from emoflow.config import load_config, repo_root
+
+    return load_config([repo_root() / "config.yaml"])
 
 
 def _outdir(configs: list[Path], overrides: dict) -> str:

@@ -116,6 +116,29 @@ def _duration(path: str) -> float | None:
         return None
 
 
+def gather_enrolment(source: str, speaker: str | None = None) -> pd.DataFrame:
+    """Enrolment clips: a manifest (CSV/TSV with ``video_id, path, speaker``), or a folder
+    of one speaker's video/image files (``speaker`` names them)."""
+    src = Path(source)
+    if src.is_dir():
+        files = sorted(str(p) for p in src.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise EmoflowError(f"{source}: no clips to enrol")
+        if not speaker:
+            raise EmoflowError(f"{source}: enrolling a folder needs --speaker (whose clips they are)")
+        rows = gather(files)
+        rows["speaker"] = speaker
+        return rows
+    if not src.is_file():
+        raise EmoflowError(f"{source}: no such folder or manifest to enrol")
+    rows = gather([], str(src))
+    if "speaker" not in rows or (rows["speaker"].fillna("").astype(str) == "").any():
+        if not speaker:
+            raise EmoflowError(f"{source}: every enrolment clip needs a speaker (a speaker column, or --speaker)")
+        rows["speaker"] = rows.get("speaker", pd.Series([""] * len(rows))).fillna("").replace("", speaker)
+    return rows
+
+
 def plan(inputs: pd.DataFrame, work: Path, with_timeline: bool, window: float, log) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows the stages run on: inputs + timeline windows; windows table)."""
     rows, wins = [], []
@@ -149,17 +172,51 @@ def plan(inputs: pd.DataFrame, work: Path, with_timeline: bool, window: float, l
     return pd.DataFrame(rows), pd.DataFrame(wins, columns=["window_id", "video_id", "second", "start", "end"])
 
 
+ENROL_PREFIX = "enrol."
+
+
+def enrolment_rows(enrol: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
+    """The enrolment clips as extra stage rows (ids prefixed ``enrol.``): every one needs a
+    speaker, and each enrolled speaker's statistics then come from these clips alone."""
+    if "speaker" not in enrol or (enrol["speaker"].fillna("").astype(str) == "").any():
+        raise EmoflowError("enrolment clips need a speaker: give --speaker, or a manifest with a speaker column")
+    out = enrol[["video_id", "path", "kind", "speaker"]].copy()
+    out["video_id"] = ENROL_PREFIX + out["video_id"].astype(str)
+    clash = set(out["video_id"]) & set(inputs["video_id"])
+    if clash:
+        raise EmoflowError(f"input ids collide with enrolment ids: {sorted(clash)[:5]}")
+    return out.reset_index(drop=True)
+
+
 def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | None = None, with_timeline: bool = True,
-            window: float = 2.0, chunk: int = 64, log=None, modalities: set[str] | None = None) -> Result:  # fmt: skip
+            window: float = 2.0, chunk: int = 64, log=None, modalities: set[str] | None = None,
+            enrol: pd.DataFrame | None = None) -> Result:  # fmt: skip
     """Run the stages, the classifiers and the fusion on ``inputs`` (see :func:`gather`).
 
     The stages run chunk by chunk; the classifiers and the fusion then run once over all
     inputs, so a speaker-normalised experiment sees every clip of a speaker (``speaker``
     column; a timeline window belongs to its video's speaker; an input without one is
-    normalised with the run's population statistics, and its note says so)."""
+    normalised with the run's population statistics, and its note says so).
+
+    ``enrol`` (rows as :func:`gather` makes them, with a ``speaker`` column): unlabelled
+    clips of some speakers, given once.  An enrolled speaker's statistics then come from
+    its enrolment clips *only*, so each of its inputs is scored independently of the
+    others (as when clips of a known person arrive one at a time); speakers without
+    enrolment are normalised as above."""
     log = log or logs.setup("emoflow.predict")
     classes = bundle.classes
+    enrolled: dict[str, int] = {}
+    if enrol is not None and len(enrol):
+        enrol = enrolment_rows(enrol, inputs)
+        enrolled = enrol["speaker"].astype(str).value_counts().to_dict()
+        for spk, n in sorted(enrolled.items()):
+            if n < MIN_VIDEOS:
+                log.warning("enrolment of speaker %s has %d clips (fewer than %d): population statistics are used", spk, n, MIN_VIDEOS)
+        log.info("enrolment: %d clips of %d speakers", len(enrol), len(enrolled))
     rows, wins = plan(inputs, work, with_timeline, window, log)
+    if enrolled:
+        erows, _ = plan(enrol, work, False, window, log)
+        rows = pd.concat([rows, erows], ignore_index=True)
     chunks = [rows.iloc[i : i + chunk] for i in range(0, len(rows), chunk)]
     n_stages = len(pipeline.stage_commands(bundle, work, threads))
     tables, skips = {}, []
@@ -174,7 +231,13 @@ def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | Non
         bar.set_postfix_str("classifiers, fusion")
         ids = rows["video_id"].tolist()
         input_ids = set(inputs["video_id"])
-        s = score(bundle, tables, ids, modalities, speakers_of(inputs, wins, ids), [v in input_ids for v in ids])
+        everyone = inputs if not enrolled else pd.concat([inputs, enrol], ignore_index=True)
+        speakers = speakers_of(everyone, wins, ids)
+        # the clips whose features make a speaker's statistics: its enrolment where it has
+        # one, else its inputs themselves
+        reference = [(v.startswith(ENROL_PREFIX) and v not in input_ids) if spk in enrolled else v in input_ids
+                     for v, spk in zip(ids, speakers)]  # fmt: skip
+        s = score(bundle, tables, ids, modalities, speakers, reference)
         bar.update()
     finally:
         bar.close()
@@ -196,9 +259,14 @@ def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | Non
 
     notes = skip_df.groupby("video_id").apply(lambda g: "; ".join(f"{a}: {b}" for a, b in zip(g["stage"], g["reason"])),
                                               include_groups=False).to_dict() if len(skip_df) else {}  # fmt: skip
+    spk_of = dict(zip(ids, speakers))
     for vid in inputs["video_id"]:
+        text = ""
         if population[vid]:
             text = f"speaker-normalised experiments used the run's population statistics (no speaker with {MIN_VIDEOS}+ clips given)"
+        elif spk_of.get(vid) in enrolled and any(e.get("normalize") == "speaker" for e in bundle.experiments.values()):
+            text = f"speaker-normalised with the enrolment of speaker {spk_of[vid]} ({enrolled[spk_of[vid]]} clips)"
+        if text:
             notes[vid] = f"{notes[vid]}; {text}" if notes.get(vid) else text
     videos = pd.DataFrame([{"video_id": v, "path": p, **row(v), "note": notes.get(v, "")}
                            for v, p in zip(inputs["video_id"], inputs["path"])])  # fmt: skip
@@ -258,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--manifest", help="CSV/TSV with video_id,path (instead of files; label, split and speaker columns are "
                     "kept: speaker-normalised experiments normalise each speaker's clips together)")
     ap.add_argument("--speaker", help="the inputs given as files are all this one speaker's (for speaker-normalised experiments)")
+    ap.add_argument("--enrol", metavar="DIR_OR_MANIFEST",
+                    help="unlabelled clips of known speakers, given once: a folder of one speaker's clips (with --speaker) or a "
+                         "manifest with video_id,path,speaker. An enrolled speaker's inputs are then normalised with its "
+                         "enrolment's statistics, each clip on its own (speaker-normalised experiments)")  # fmt: skip
     ap.add_argument("--json", action="store_true", help="also write predictions.json")
     ap.add_argument("--no-timeline", action="store_true", help="skip the per-second timeline (about halves the time)")
     ap.add_argument("--window", type=float, default=2.0, help="timeline window length in seconds (default 2)")
@@ -320,9 +392,11 @@ def main(argv=None) -> int:
             if args.manifest:
                 raise EmoflowError("--speaker is for inputs given as files; a manifest has a speaker column")
             inputs["speaker"] = args.speaker
+        enrol = gather_enrolment(args.enrol, args.speaker) if args.enrol else None
         work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="emoflow-predict-"))
         try:
-            result = predict(bundle, inputs, work, args.threads, not args.no_timeline, args.window, args.chunk, log, modalities)
+            result = predict(bundle, inputs, work, args.threads, not args.no_timeline, args.window, args.chunk, log, modalities,
+                             enrol)  # fmt: skip
         finally:
             if not args.work:
                 shutil.rmtree(work, ignore_errors=True)
