@@ -33,7 +33,7 @@ shell.prefix(_job_prefix())
 
 from emoflow import codedeps  # noqa: E402
 from emoflow.config import finalize, stage_slice  # noqa: E402
-from emoflow.dataset import labels, shards as sharding, splits  # noqa: E402
+from emoflow.dataset import corpora, labels, shards as sharding, splits  # noqa: E402
 from emoflow.dataset.manifest import validate_manifest  # noqa: E402
 from emoflow.demo.generate import plan as demo_plan  # noqa: E402
 from emoflow.errors import EmoflowError  # noqa: E402
@@ -48,6 +48,7 @@ except EmoflowError as exc:
 OUT = CFG["outdir"]
 ENVS = str(Path(workflow.basedir) / "envs")
 DEMO = CFG["dataset"]["source"] == "demo"
+CORPUS = CFG["dataset"]["source"] == "corpus"  # a corpus folder, read by its adapter
 GPU = 1 if CFG["gpu"] else 0  # resources: gpu= of GPU-capable rules
 
 
@@ -61,12 +62,47 @@ def code(*modules):
     return codedeps.source_files(*modules)
 
 
+def corpus_options():
+    """The corpus adapter's options (dataset.corpus without adapter and root)."""
+    c = CFG["dataset"]["corpus"]
+    return {k: v for k, v in c.items() if k not in ("adapter", "root")}
+
+
+def _scan_corpus():
+    """The manifest rule's rows, found now (rule manifest writes the same rows)."""
+    c = CFG["dataset"]["corpus"]
+    try:
+        found = corpora.scan(c["adapter"], c["root"], corpus_options())
+    except EmoflowError as exc:
+        raise WorkflowError(f"{_CONFIG_SOURCE}: dataset.corpus: {exc}") from None
+    if found.rows.empty:
+        raise WorkflowError(
+            f"{_CONFIG_SOURCE}: corpus root {found.root} holds no {c['adapter']} files to use\n{found.summary()}"
+        )
+    classes = labels.classes(CFG)
+    wrong = sorted(set(found.rows["label"]) - set(classes))
+    if wrong:
+        raise WorkflowError(
+            f"{_CONFIG_SOURCE}: the {c['adapter']} adapter gives labels {wrong}, not in label space "
+            f"{CFG['dataset']['label_space']!r} ({', '.join(classes)}): set dataset.corpus.labels or dataset.label_space"
+        )
+    if len(found.unmatched):
+        print(
+            f"emoflow: {len(found.unmatched)} media file(s) under {found.root} do not fit the {c['adapter']} naming "
+            f"or repeat a recording: left out, listed in {OUT}/manifest/manifest.unmatched.csv",
+            file=sys.stderr,
+        )
+    return f"{OUT}/manifest/manifest.csv", found.rows
+
+
 def _plan_videos():
     """The manifest's videos (paths absolute), before anything runs."""
     if DEMO:
         rows = demo_plan(CFG["demo"])
         rows["path"] = [str(Path(OUT, "demo", p).resolve()) for p in rows["path"]]
         return f"{OUT}/demo/manifest.csv", rows
+    if CORPUS:
+        return _scan_corpus()
     manifest = CFG["dataset"]["manifest"]
     try:
         rows = validate_manifest(
@@ -80,6 +116,11 @@ def _plan_videos():
 
 
 MANIFEST, VIDEOS = _plan_videos()
+CORPUS_DIGEST = (
+    hashlib.sha1(VIDEOS.to_csv(index=False).encode("utf-8")).hexdigest()
+    if CORPUS
+    else ""
+)
 SHARDS = sharding.plan(VIDEOS, CFG["sharding"]["n_shards"])
 DIGESTS = {name: sharding.sheet_digest(rows) for name, rows in SHARDS.items()}
 
@@ -134,8 +175,15 @@ for _name, _params in FEATURES.items():
 
 # --- evaluation partitions (emoflow.dataset.splits) -------------------------------
 EVAL = CFG["evaluation"]
-PARTS = splits.partitions(EVAL)
-KFOLD = EVAL["scheme"] == "kfold"
+try:
+    PARTS = splits.partitions(EVAL, VIDEOS)
+    PROTOCOL = splits.describe(EVAL, VIDEOS)  # None unless a protocol is named
+except EmoflowError as exc:
+    raise WorkflowError(f"{_CONFIG_SOURCE}: evaluation: {exc}") from None
+PROTOCOL_FILES = [
+    str(p) for p in [splits.protocol_file(EVAL.get("protocol"))] if p is not None
+]
+KFOLD = EVAL["scheme"] != "fixed"  # kfold or protocol: every fitted step once per fold
 CLASSES = labels.classes(CFG)
 
 

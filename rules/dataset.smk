@@ -1,5 +1,30 @@
 # Manifest -> shard sheets: src/emoflow/dataset.
 
+if CORPUS:
+
+    rule manifest:
+        # a corpus folder -> the run's manifest (emoflow.dataset.corpora); the files it
+        # leaves out are listed beside it. params.digest: the rows found when the DAG was
+        # built, so files added to the corpus rerun it.
+        input:
+            code=code("emoflow.dataset.corpora"),
+        output:
+            manifest=MANIFEST,
+            unmatched=f"{OUT}/manifest/manifest.unmatched.csv",
+        log:
+            f"{OUT}/logs/manifest.log",
+        conda:
+            env("base")
+        threads: 1
+        params:
+            adapter=CFG["dataset"]["corpus"]["adapter"],
+            root=CFG["dataset"]["corpus"]["root"],
+            options=json.dumps(corpus_options(), sort_keys=True),
+            digest=CORPUS_DIGEST,
+        shell:
+            "python -m emoflow.dataset.corpora {params.adapter:q} {params.root:q} -o {output.manifest:q}"
+            " --absolute --options {params.options:q} > {log:q} 2>&1"
+
 
 rule shard_sheet:
     input:
@@ -27,6 +52,7 @@ rule splits:
         # ancient: what matters is the labels' content (params.digest), not the timestamp
         manifest=ancient(MANIFEST),
         code=code("emoflow.dataset.splits"),
+        protocol=PROTOCOL_FILES,  # evaluation.protocol's YAML (editing it reruns the splits)
     output:
         table=f"{OUT}/splits/{{part}}.parquet",
         csv=f"{OUT}/splits/{{part}}.csv",
@@ -37,7 +63,7 @@ rule splits:
     threads: 1
     params:
         digest=LABELS_DIGEST,
-        cfg=stage_slice(CFG, "evaluation"),
+        cfg=stage_slice(CFG, "evaluation", "splits"),
     shell:
         "python -m emoflow.dataset.splits {input.manifest:q} {wildcards.part:q} {output.table:q}"
         " --config {params.cfg:q} > {log:q} 2>&1"

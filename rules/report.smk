@@ -16,6 +16,11 @@ rule report:
             category="Results",
         ),
         markdown=f"{OUT}/report/summary.md",
+        folds=report(
+            f"{OUT}/report/folds.csv",
+            caption="captions/folds.rst",
+            category="Results",
+        ),
         scores=report(
             f"{OUT}/report/scores.png",
             caption="captions/scores.rst",
@@ -38,8 +43,13 @@ rule report:
     threads: 1
     params:
         outdir=lambda w, output: os.path.dirname(output.summary),
-        cfg=json.dumps(
-            {"classes": CLASSES, "evaluation": {"metric": EVAL["metric"]}},
+        # a function: protocol texts may hold braces, which Snakemake would read as wildcards
+        cfg=lambda w: json.dumps(
+            {
+                "classes": CLASSES,
+                "evaluation": {"metric": EVAL["metric"]},
+                "protocol": PROTOCOL,
+            },
             sort_keys=True,
         ),
     shell:

@@ -169,7 +169,7 @@ def test_a_chain_of_numpy_and_sklearn_functions_does_not_run(bundle_dir, tmp_pat
     from sklearn.neighbors import KNeighborsClassifier
 
     name, path = _replace_model(copy, KNeighborsClassifier().fit(np.eye(3), [0, 1, 2]))
-    with pytest.raises(BundleError, match=rf"{path.name}: refuses to load types emoflow does not write.*KNeighbors"):
+    with pytest.raises(BundleError, match=rf"{path.name}: refuses to load a model with types emoflow does not write.*KNeighbors"):
         Bundle.load(copy).load_classifier(name)
 
 

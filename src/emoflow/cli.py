@@ -4,6 +4,9 @@
   emoflow predict VIDEO... --bundle RUN --out DIR
                                     emotions of new videos from a trained run (see -h)
   emoflow validate [-c CONFIG ...]  validate config(s) and the manifest; print a summary
+  emoflow manifest CORPUS ROOT -o manifest.csv
+                                    a manifest from a corpus folder: ravdess, cremad, folder
+                                    (see -h; files that do not fit are listed beside it)
   emoflow shards MANIFEST -n N      show which shard each video goes to
   emoflow demo OUTDIR               generate the demo corpus
   emoflow probe|frames|audio ...    run one stage on one shard (what the rules call)
@@ -27,6 +30,7 @@ STAGES = {
     "frames": "emoflow.media.frames",
     "audio": "emoflow.media.audio",
     "shard-sheet": "emoflow.dataset.shards",
+    "manifest": "emoflow.dataset.corpora",
     "demo": "emoflow.demo.generate",
     "media-summary": "emoflow.media.summary",
     "predict": "emoflow.predict.cli",
@@ -47,10 +51,25 @@ def _validate(args) -> int:
     cfg = load_config(configs)
     print(f"config OK: {' + '.join(configs)}")
     manifest = args.manifest or (cfg["dataset"]["manifest"] if cfg["dataset"]["source"] == "manifest" else None)
-    if manifest is None:
+    if manifest is None and cfg["dataset"]["source"] == "corpus":
+        import tempfile
+
+        from emoflow.dataset import corpora
+
+        c = cfg["dataset"]["corpus"]
+        found = corpora.scan(c["adapter"], c["root"], {k: v for k, v in c.items() if k not in ("adapter", "root")})
+        print(found.summary())
+        if found.rows.empty:
+            raise EmoflowError(f"corpus root {found.root} holds no {c['adapter']} files to use")
+        with tempfile.TemporaryDirectory(prefix="emoflow-validate-") as tmp:
+            written, _ = corpora.write(found, Path(tmp) / "manifest.csv", absolute=True)
+            df = validate_manifest(written, labels.classes(cfg), cfg["dataset"]["require_labels"])
+        manifest = f"{c['adapter']} corpus at {found.root}"
+    elif manifest is None:
         print("dataset.source is 'demo': the workflow generates its manifest")
         return 0
-    df = validate_manifest(manifest, labels.classes(cfg), cfg["dataset"]["require_labels"])
+    else:
+        df = validate_manifest(manifest, labels.classes(cfg), cfg["dataset"]["require_labels"])
     n = cfg["sharding"]["n_shards"]
     plan = shards.plan(df, n)
     print(f"manifest OK: {manifest}: {len(df)} videos")

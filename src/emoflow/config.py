@@ -20,6 +20,7 @@ from emoflow.yamlio import SCHEMA_DIR, load_yaml  # noqa: F401 - re-exported
 from emoflow.yamlio import schema as _schema
 
 DATA_ROOT_ENV = "EMOFLOW_DATA_ROOT"
+PROTOCOL_DIR = Path(__file__).resolve().parent / "dataset" / "protocols"  # emoflow.dataset.splits reads them
 
 
 def schema(name: str = "config") -> dict:
@@ -138,6 +139,8 @@ def finalize(cfg: dict, source: str = "config", base_dir: str | os.PathLike | No
     cfg = validate(copy.deepcopy(cfg), schema("config"), source)
     for section in ("features", "encodings", "classifiers", "experiments"):
         cfg[section] = {k: v for k, v in cfg[section].items() if v is not None}  # null drops an entry
+    cfg["fusion"]["groups"] = {k: v for k, v in cfg["fusion"]["groups"].items() if v is not None}
+    _check_evaluation(cfg, source)
     _check_labels(cfg, source)
     _check_experiments(cfg, source)
     data_root = resolve_data_root(cfg, base_dir)
@@ -158,7 +161,40 @@ def finalize(cfg: dict, source: str = "config", base_dir: str | os.PathLike | No
         if not manifest.is_file():
             raise ConfigError(f"{source}: dataset.manifest: {manifest} does not exist")
         ds["manifest"] = str(manifest.resolve())
+    if ds["source"] == "corpus":
+        corpus = ds["corpus"]
+        uses_root = "{data_root}" in corpus["root"]
+        root = Path(corpus["root"].replace("{data_root}", str(data_root)))
+        if not root.is_absolute():
+            root = Path.cwd() / root
+        if not root.is_dir():
+            what = "the data root" if uses_root else "dataset.corpus.root"
+            raise ConfigError(
+                f"{source}: {what} {root} does not exist (the {corpus['adapter']} corpus folder); set data_root "
+                f"in the config (--config data_root=/path/to/corpus) or ${DATA_ROOT_ENV}"
+            )
+        corpus["root"] = str(root.resolve())
     return cfg
+
+
+def _check_evaluation(cfg: dict, source: str) -> None:
+    """A protocol names one that exists (it sets scheme: protocol); scheme protocol names one.
+    (Names as emoflow.dataset.splits resolves them; not imported here, so that modules
+    validating a config slice do not depend on the splits code.)"""
+    ev = cfg["evaluation"]
+    name = ev.get("protocol")
+    shipped = sorted(p.stem for p in PROTOCOL_DIR.glob("*.yaml")) + ["loso"]
+    if name:
+        if ev["scheme"] == "kfold":
+            raise ConfigError(f"{source}: evaluation: scheme kfold and protocol {name!r}: pick one")
+        ev["scheme"] = "protocol"
+        is_file = name.endswith((".yaml", ".yml")) or "/" in name
+        if not (name in shipped or (is_file and Path(name).is_file())):
+            raise ConfigError(
+                f"{source}: evaluation.protocol: {name!r} is neither a shipped protocol ({', '.join(shipped)}) nor a file"
+            )
+    elif ev["scheme"] == "protocol":
+        raise ConfigError(f"{source}: evaluation.scheme protocol needs evaluation.protocol ({', '.join(shipped)})")
 
 
 def load_config(paths, overrides: dict | None = None, base_dir=None) -> dict:

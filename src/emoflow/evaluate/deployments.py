@@ -165,7 +165,8 @@ def headline(result: dict, val_accuracy: dict[str, float]) -> dict:
     chosen = {
         "best_face_only": best(lambda r: r["modality"] == "face"),
         "best_audio_only": best(lambda r: r["modality"] == "audio"),
-        "best_fused": best(lambda r: r["kind"] == "fusion" and "+" in r["modality"]),
+        # multimodal: a fusion of face with another modality (audio, text)
+        "best_fused": best(lambda r: r["kind"] == "fusion" and "face" in r["modality"].split("+") and "+" in r["modality"]),
     }
     return {k: ({"system": s, **{d: systems[s][d] for d in DEPLOYMENTS}} if s else None) for k, s in chosen.items()}
 

@@ -12,6 +12,14 @@ score, test marked), ``fusion_weights.png`` (the ``all`` group's weights, or the
 stacker's mean |coefficient| per experiment) and one confusion matrix per fusion group
 (``confusion_<group>.png``, pooled test).
 
+Per fold (``folds.csv``): every system's test accuracy, UAR and macro-F1 in each
+partition, and their mean and standard deviation over the partitions (sample standard
+deviation, n-1): the figures a cross-validation protocol is quoted with.  With an
+evaluation protocol (config ``protocol``: ``emoflow.dataset.splits.describe``),
+``summary.md`` also names the protocol, its source, how validation speakers were chosen,
+every restriction to the speakers present, and the published figures for that protocol
+beside this run's.
+
 ``python -m emoflow.evaluate.report OUTDIR --experiments REPORT.json... --predictions P...
 --fusion CHOICE.json... --fused F... --config JSON``
 """
@@ -60,6 +68,91 @@ def pooled_scores(pred_paths: list[str], classes: list[str]) -> dict[str, dict]:
             res["confusion"] = confusion(yt, pt, len(classes))
         out[name] = res
     return out
+
+
+METRICS = ("accuracy", "uar", "macro_f1")
+
+
+def fold_scores(pred_paths: list[str], classes: list[str], fold_names: dict[str, str] | None = None,
+                prefix: str = "") -> pd.DataFrame:  # fmt: skip
+    """One row per system (``prefix`` + file stem) and partition: test scores of that
+    partition's predictions, then a ``mean`` and a ``std`` row per system (over its
+    partitions)."""
+    cols = [f"p_{c}" for c in classes]
+    rows = []
+    for p in pred_paths:
+        f = read_table(p).to_pandas()
+        test = f[f["split"] == "test"]
+        if not len(test):
+            continue
+        yt = np.array([classes.index(v) for v in test["label"]])
+        s = scores(yt, test[cols].to_numpy().argmax(1), len(classes))
+        part = _part_of(p)
+        rows.append({"system": prefix + Path(p).stem, "part": part, "fold": (fold_names or {}).get(part, part),
+                     "n_test": len(test), **{m: float(s[m]) for m in METRICS}})  # fmt: skip
+    df = pd.DataFrame(rows, columns=["system", "part", "fold", "n_test", *METRICS])
+    if df.empty:
+        return df
+    order = {p: i for i, p in enumerate(sorted(df["part"].unique(), key=lambda x: (len(x), x)))}
+    df = df.sort_values(["system", "part"], key=lambda c: c.map(order) if c.name == "part" else c).reset_index(drop=True)
+    out = []
+    for name, g in df.groupby("system", sort=True):
+        out.append(g)
+        stats = [{"system": name, "part": k, "fold": k, "n_test": int(g["n_test"].sum()) if k == "mean" else np.nan,
+                  **{m: float(fn(g[m])) for m in METRICS}}
+                 for k, fn in (("mean", np.mean), ("std", lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0))]  # fmt: skip
+        out.append(pd.DataFrame(stats))
+    out = pd.concat(out, ignore_index=True)
+    out["n_test"] = out["n_test"].astype("Int64")  # integers (empty in the std rows)
+    return out
+
+
+def _pct(v) -> str:
+    return "" if pd.isna(v) else f"{100 * v:.1f}"
+
+
+def folds_markdown(folds: pd.DataFrame, protocol: dict | None) -> str:
+    """The per-fold section of summary.md (and the protocol's, when one is named)."""
+    if folds.empty or folds["part"].nunique() <= 3:  # one partition (+ mean, std): nothing per fold
+        return ""
+    per = folds[~folds["part"].isin(["mean", "std"])]
+    parts = sorted(per["part"].unique(), key=lambda x: (len(x), x))
+    names = dict(zip(per["part"], per["fold"]))
+    lines = ["", "## Per fold (test)", ""]
+    if protocol:
+        src = protocol.get("source", {})
+        lines += [f"Protocol **{protocol['name']}** (version {protocol['version']}): {protocol['title']}.", ""]
+        lines.append(f"Source: {' '.join(str(src.get('citation', '')).split())}")
+        if src.get("repository"):
+            lines.append(f"({src['repository']}" + (f" at {src['commit']}" if src.get("commit") else "") + ").")
+        val = ("each fold's validation speakers as the source gives them" if protocol.get("val") == "given"
+               else "each fold validates on the next fold's test speakers (the source gives test folds only)")  # fmt: skip
+        lines += ["", f"Validation: {val}; training: the other speakers.", ""]
+        for note in protocol.get("restrictions", []):
+            lines.append(f"- Restricted: {note}.")
+        for f in protocol.get("folds", []):
+            absent = f" (absent: {', '.join(f['test_absent'])})" if f["test_absent"] else ""
+            lines.append(f"- {f['part']} = {f['name']}: test {', '.join(f['test'])}{absent}; val {', '.join(f['val'])}; "
+                         f"{len(f['train'])} training speakers")  # fmt: skip
+        lines.append("")
+    lines.append("Scores in %: mean ± standard deviation over the partitions (n-1), then each partition's test UAR.")
+    lines.append("")
+    head = ["system", "accuracy", "UAR", "macro-F1", *[f"UAR {p} ({names[p]})" if names[p] != p else f"UAR {p}" for p in parts]]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    stats = folds.set_index(["system", "part"])
+    for name in sorted(per["system"].unique(), key=lambda n: (n.startswith("fusion:"), n)):  # experiments first
+        cells = [f"{_pct(stats.loc[(name, 'mean'), m])} ± {_pct(stats.loc[(name, 'std'), m])}" for m in METRICS]
+        cells += [_pct(stats.loc[(name, p), "uar"]) if (name, p) in stats.index else "" for p in parts]
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    if protocol and protocol.get("published"):
+        lines += ["", "Published under this protocol (for comparison; not computed here):", ""]
+        for p in protocol["published"]:
+            note = f" — {' '.join(str(p['note']).split())}" if p.get("note") else ""
+            data = f" ({p['data']})" if p.get("data") else ""
+            lines.append(f"- {p['system']}{data}: {p['metric']} {p['value']}%{note}")
+    tested = per.groupby("part")["n_test"].first()
+    lines += ["", f"Test videos per partition: {', '.join(f'{p} {int(tested[p])}' for p in parts)}."]
+    return "\n".join(lines) + "\n"
 
 
 def summary(exp_reports: list[str], pred_paths: list[str], fusion_choices: list[str], fused_paths: list[str],
@@ -131,8 +224,13 @@ def main(argv=None) -> int:
     except (ValueError, KeyError) as exc:
         print(f"error: report: {exc}", file=sys.stderr)
         return 2
+    protocol = cfg.get("protocol")
+    names = {f["part"]: f["name"] for f in (protocol or {}).get("folds", [])}
+    folds = pd.concat([fold_scores(args.predictions, classes, names), fold_scores(args.fused, classes, names, "fusion:")],
+                      ignore_index=True)  # fmt: skip
     write_text(out / "summary.csv", df.to_csv(index=False, float_format="%.4f"))
-    write_text(out / "summary.md", _markdown(df, metric))
+    write_text(out / "folds.csv", folds.to_csv(index=False, float_format="%.4f"))
+    write_text(out / "summary.md", _markdown(df, metric) + folds_markdown(folds, protocol))
     exp = df[df["kind"] == "experiment"]
     plots.scores_png(
         [{"name": r.system, "modality": r.modality, "val_accuracy": r.val_accuracy,

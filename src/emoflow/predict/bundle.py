@@ -118,9 +118,9 @@ def check_skops(path: Path) -> list[str]:
                     if isinstance(content, dict) and "module_path" in content:
                         name = f"{content['module_path']}.{content.get('function', content.get('name', '?'))}"
                     callables.add(f"{name} ({loader})")
-                elif loader == "TypeNode":
+                elif loader == "TypeNode":  # a bare type, or a builtin function (os.getcwd is one)
                     if name not in SKOPS_TYPE_VALUES:
-                        outside.add(f"{name} (a type object)")
+                        callables.add(f"{name} (a type or builtin object)")
                 elif name not in SKOPS_ALLOWED:
                     outside.add(name)
             for v in node.values():
@@ -130,10 +130,13 @@ def check_skops(path: Path) -> list[str]:
                 walk(v)
 
     walk(schema)
-    if callables:
-        raise BundleError(f"{path}: refuses to load a model with function-valued parameters: {sorted(callables)}")
-    if outside:
-        raise BundleError(f"{path}: refuses to load types emoflow does not write: {sorted(outside)}")
+    if callables or outside:
+        parts = []
+        if callables:
+            parts.append(f"function-valued parameters {sorted(callables)}")
+        if outside:
+            parts.append(f"types emoflow does not write {sorted(outside)}")
+        raise BundleError(f"{path}: refuses to load a model with {' and '.join(parts)}")
     untrusted = sio.get_untrusted_types(file=path)
     bad = sorted(t for t in untrusted if t not in SKOPS_ALLOWED)
     if bad:  # the schema walk should have caught these; never trust what it did not see
