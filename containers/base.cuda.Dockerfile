@@ -23,6 +23,11 @@ USER $MAMBA_USER
 SHELL ["/usr/local/bin/_dockerfile_shell.sh"]
 ENTRYPOINT ["/usr/local/bin/_entrypoint.sh"]
 CMD ["/bin/bash"]
+# System packages no conda-forge package supplies (envs/README.md): the demo's speech.
+USER root
+RUN apt-get update && apt-get install -y --no-install-recommends espeak-ng \
+    && rm -rf /var/lib/apt/lists/*
+USER $MAMBA_USER
 ENV PIP_NO_CACHE_DIR=1
 # No GPU framework in this env: the same env as the CPU image, on the CUDA base.
 COPY --chown=$MAMBA_USER:$MAMBA_USER envs/base.yaml /tmp/env.yaml

@@ -19,9 +19,13 @@ Per env ``envs/<name>.yaml`` two images, both built from that same file:
 
 And ``containerize.Dockerfile``: what ``snakemake --containerize`` prints for the default
 config (every env, each at ``/conda-envs/<hash>`` as Snakemake expects it with
-``containerized:`` in the Snakefile), with two changes, both made here: its base image
-``condaforge/miniforge3:latest`` pinned to a release, and the post-deploy scripts run
-in their envs (``--containerize`` does not run them).  Snakemake asks conda only for the
+``containerized:`` in the Snakefile), with four changes, all made here: its base image
+``condaforge/miniforge3:latest`` pinned to a release; the system packages no conda-forge
+package supplies (``SYSTEM_PACKAGES``: espeak-ng) installed with apt; Snakemake's one chained ``RUN conda
+env create ... && conda env create ...`` split into one step per env, each naming its env
+file when it fails (one env that does not solve no longer hides which, nor stops the
+others' layers from being cached); and each env's post-deploy script run in it right
+after (``--containerize`` does not run them).  Snakemake asks conda only for the
 platform (to look for pin files); where no conda is installed, a stand-in answers
 ``linux-64``, the platform of the image.
 """
@@ -55,6 +59,9 @@ CUDA_BASE = {  # GPU framework -> base image (CUDA version of its wheels)
 TORCH_CPU_INDEX = "download.pytorch.org/whl/cpu"
 TORCH_CUDA_INDEX = "download.pytorch.org/whl/cu130"
 SNAKEMAKE_BASE = "condaforge/miniforge3:latest"
+#: env -> system packages its rules need that no conda-forge package supplies (apt, in the
+#: image): espeak-ng, the demo's speech (rule demo_data, emoflow.demo.speech).
+SYSTEM_PACKAGES = {"base": ("espeak-ng",)}
 CONTAINERIZE_COPY = ("Snakefile", "config.yaml", "rules", "envs", "src")
 
 HEADER = """\
@@ -120,16 +127,30 @@ def gpu_swaps(env_path: Path) -> tuple[str | None, list[tuple[str, str, str]]]:
     return (frameworks[0] if frameworks else None), swaps
 
 
+def apt_install(packages) -> str:
+    return f"RUN apt-get update && apt-get install -y --no-install-recommends {' '.join(packages)} \\\n    && rm -rf /var/lib/apt/lists/*\n"
+
+
+def system_packages(name: str) -> str:
+    """As root, then back to micromamba's user: packages no conda-forge package supplies."""
+    if name not in SYSTEM_PACKAGES:
+        return ""
+    return (
+        "# System packages no conda-forge package supplies (envs/README.md): the demo's speech.\n"
+        "USER root\n" + apt_install(SYSTEM_PACKAGES[name]) + "USER $MAMBA_USER\n"
+    )
+
+
 def env_dockerfile(name: str, variant: str) -> str:
     env_path = REPO / "envs" / f"{name}.yaml"
     has_deploy = (REPO / "envs" / f"{name}.post-deploy.sh").is_file()
     out = HEADER.format(name=name, variant=variant)
     if variant == "cpu":
-        out += f"FROM {MICROMAMBA}\nENV PIP_NO_CACHE_DIR=1\n"
+        out += f"FROM {MICROMAMBA}\n" + system_packages(name) + "ENV PIP_NO_CACHE_DIR=1\n"
         out += f"COPY --chown=$MAMBA_USER:$MAMBA_USER envs/{name}.yaml /tmp/env.yaml\n" + INSTALL
     else:
         framework, swaps = gpu_swaps(env_path)
-        out += ADD_MICROMAMBA.format(micromamba=MICROMAMBA, base=CUDA_BASE[framework])
+        out += ADD_MICROMAMBA.format(micromamba=MICROMAMBA, base=CUDA_BASE[framework]) + system_packages(name)
         out += "ENV PIP_NO_CACHE_DIR=1\n"
         if not swaps:
             out += "# No GPU framework in this env: the same env as the CPU image, on the CUDA base.\n"
@@ -202,19 +223,53 @@ def containerize_dockerfile(printed: str | None = None) -> str:
     out = [
         "# The image `snakemake --containerize` describes (default config: every env), for",
         "# `containerized:` in the Snakefile. Written by containers/generate.py: do not edit.",
-        f"# Two changes to what Snakemake prints: the base pinned ({SNAKEMAKE_BASE} ->",
-        f"# {MINIFORGE}), and the post-deploy scripts run at the end (--containerize omits them).",
+        f"# Changes to what Snakemake prints: the base pinned ({SNAKEMAKE_BASE} ->",
+        f"# {MINIFORGE}); the system packages no conda-forge package supplies installed;",
+        "# one build step per env instead of one chained RUN for all (a failing env names its",
+        "# file); each env's post-deploy script run in it (--containerize omits them).",
         f"FROM {MINIFORGE}",
-        *lines[1:],
+        "# System packages no conda-forge package supplies (envs/README.md): the demo's speech.",
+        apt_install(sorted({p for ps in SYSTEM_PACKAGES.values() for p in ps})).rstrip("\n"),
+        *split_env_creates(lines[1:], {prefix: source for source, prefix in prefixes.items()}),
     ]
-    deploys = []
-    for source, prefix in sorted(prefixes.items()):
-        script = source.removesuffix(".yaml") + ".post-deploy.sh"
-        if (REPO / script).is_file():
-            deploys += [f"COPY {script} {prefix}/post-deploy.sh", f"RUN conda run --prefix {prefix} bash {prefix}/post-deploy.sh"]
-    if deploys:
-        out += ["", "# Post-deploy scripts, run in their envs as Snakemake's --use-conda does.", *deploys]
     return "\n".join(out) + "\n"
+
+
+CREATE = re.compile(r"^conda env create --prefix (\S+) --file (\S+)$")
+
+
+def split_env_creates(lines: list[str], sources: dict[str, str]) -> list[str]:
+    """Snakemake's chained ``RUN conda env create ... && \\ ... && conda clean --all -y``
+    as one ``RUN`` per env (plus its post-deploy script), each failing with its env's name."""
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("RUN conda env create ")), None)
+    if start is None:
+        raise RuntimeError("snakemake --containerize printed no 'RUN conda env create': update containers/generate.py")
+    end = start
+    while lines[end].endswith("\\"):
+        end += 1
+    commands = [c.strip().removesuffix("\\").strip().removesuffix("&&").strip() for c in lines[start : end + 1]]
+    commands[0] = commands[0].removeprefix("RUN ")
+    if commands[-1] != "conda clean --all -y" or not all(CREATE.match(c) for c in commands[:-1]):
+        raise RuntimeError(f"snakemake --containerize's env step changed: update containers/generate.py\n{lines[start : end + 1]}")
+    out = ["# One step per env (Snakemake chains them in one RUN): a failing env names its file."]
+    for command in commands[:-1]:
+        prefix, file = CREATE.match(command).groups()
+        source = sources[prefix]
+        message = f"emoflow: conda could not create the env of {source} (prefix {prefix}); envs/README.md"
+        out += [
+            f"# {source}",
+            f"RUN {command} \\",
+            f"    || {{ echo '{message}' >&2; exit 1; }}; \\",
+            "    conda clean --all -y",
+        ]
+        script = source.removesuffix(".yaml") + ".post-deploy.sh"
+        if (REPO / script).is_file():  # as Snakemake's --sdm conda runs it after creating the env
+            out += [
+                f"COPY {script} {prefix}/post-deploy.sh",
+                f"RUN conda run --prefix {prefix} bash {prefix}/post-deploy.sh \\",
+                f"    || {{ echo 'emoflow: the post-deploy script of {source} failed in its env' >&2; exit 1; }}",
+            ]
+    return [*lines[:start], *out, *lines[end + 1 :]]
 
 
 # --------------------------------------------------------------------------- all files

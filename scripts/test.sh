@@ -5,6 +5,8 @@
 #   3. snakemake --lint, snakefmt --check, dry runs of the default config and presets
 #   4. the demo again through real SLURM (a single-node cluster on localhost,
 #      scripts/ci_slurm.sh), its outputs compared with the local run's (floats within 1e-6)
+#   5. the conda envs as far as no conda allows (scripts/check_envs.py): each env's pip layer
+#      in a clean venv, its rules' imports and one real job on the demo run's data
 # Run after scripts/setup.sh. Environment: EMOFLOW_VENV (default .venv), EMOFLOW_CI_SLURM=0
 # skips step 4 (it needs root or sudo to start the SLURM daemons).
 set -euo pipefail
@@ -49,11 +51,18 @@ if [ "${EMOFLOW_CI_SLURM:-1}" != 0 ]; then
   [ "$slurm_rc" -eq 0 ] || echo "SLURM step FAILED (exit $slurm_rc)"
 fi
 
+step "conda envs: each env's pip layer in a clean venv, its rules' imports, one real job"
+set +e
+python scripts/check_envs.py --demo "$DEMO_WORK"
+envs_rc=$?
+set -e
+
 step "pytest"
 set +e
 python -m pytest -q "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi
+[ "$envs_rc" -eq 0 ] || { echo "conda env check failed (exit $envs_rc)"; [ "$rc" -ne 0 ] || rc=$envs_rc; }
 [ "$slurm_rc" -eq 0 ] || { echo "SLURM step failed (exit $slurm_rc)"; [ "$rc" -ne 0 ] || rc=$slurm_rc; }
 exit "$rc"

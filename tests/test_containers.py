@@ -150,15 +150,48 @@ def test_containerized_image_is_the_one_documented():
     assert m.group(1) in readme and "docker build -f containers/containerize.Dockerfile" in readme
 
 
-def test_containerize_image_holds_every_env_and_runs_the_post_deploy_scripts():
-    text = (CONTAINERS / "containerize.Dockerfile").read_text()
+def test_containerize_image_builds_each_env_in_its_own_step_and_runs_the_post_deploy_scripts():
+    """One RUN per env (a failing env names its file), then its post-deploy script in it."""
+    path = CONTAINERS / "containerize.Dockerfile"
+    text = path.read_text()
     prefixes = dict(re.findall(r"^COPY (envs/\S+\.yaml) (/conda-envs/\w+)/environment\.yaml$", text, flags=re.M))
     assert set(prefixes) == {f"envs/{n}.yaml" for n in ENV_NAMES}
+    runs = [a for w, a, _ in instructions(path) if w == "RUN"]
+    creates = [r for r in runs if "conda env create" in r]
+    assert len(creates) == len(ENV_NAMES)  # one step each, none chained
     for name in ENV_NAMES:
-        prefix = prefixes[f"envs/{name}.yaml"]
-        assert f"conda env create --prefix {prefix} --file {prefix}/environment.yaml" in text
+        source = f"envs/{name}.yaml"
+        prefix = prefixes[source]
+        (create,) = [r for r in creates if f"--prefix {prefix} " in r]
+        assert create.startswith(f"conda env create --prefix {prefix} --file {prefix}/environment.yaml ")
+        assert create.count("conda env create") == 1
+        assert f"could not create the env of {source} " in create and "exit 1" in create
+        deploy = [r for r in runs if r.startswith(f"conda run --prefix {prefix} bash {prefix}/post-deploy.sh ")]
         if (REPO / "envs" / f"{name}.post-deploy.sh").is_file():
-            assert f"RUN conda run --prefix {prefix} bash {prefix}/post-deploy.sh" in text
+            assert len(deploy) == 1 and f"post-deploy script of {source} failed" in deploy[0]
+            assert runs.index(deploy[0]) == runs.index(create) + 1  # right after its env
+        else:
+            assert deploy == []
+
+
+def test_images_that_run_the_demo_generator_install_espeak_ng():
+    """espeak-ng is no conda-forge package (envs/README.md): the images of the base env
+    (rule demo_data) and the whole-workflow image install Debian's/Ubuntu's."""
+    for path in [CONTAINERS / "base.cpu.Dockerfile", CONTAINERS / "base.cuda.Dockerfile", CONTAINERS / "containerize.Dockerfile"]:
+        runs = [a for w, a, _ in instructions(path) if w == "RUN"]
+        assert any(r.startswith("apt-get update && apt-get install -y --no-install-recommends espeak-ng ") for r in runs), path.name
+    assert "espeak" not in (CONTAINERS / "face.cpu.Dockerfile").read_text()
+
+
+def test_a_failing_env_step_names_its_env(tmp_path):
+    """Run one env step's shell command with a `conda` that fails: the build log names the env."""
+    path = CONTAINERS / "containerize.Dockerfile"
+    (run,) = [a for w, a, _ in instructions(path) if w == "RUN" and "envs/base.yaml" in a and "conda env create" in a]
+    (tmp_path / "conda").write_text("#!/bin/sh\necho 'PackagesNotFoundError: stand-in' >&2\nexit 1\n")
+    (tmp_path / "conda").chmod(0o755)
+    proc = subprocess.run(["/bin/sh", "-c", run], capture_output=True, text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    assert proc.returncode == 1
+    assert "could not create the env of envs/base.yaml" in proc.stderr
 
 
 def test_env_dockerfiles_are_up_to_date():
@@ -175,8 +208,16 @@ def test_containerize_dockerfile_is_what_snakemake_prints_now():
     want = generate.containerize_dockerfile(printed)
     have = (CONTAINERS / "containerize.Dockerfile").read_text()
     assert have == want, "run: python containers/generate.py\n" + "\n".join(generate.stale({CONTAINERS / "containerize.Dockerfile": want}))
-    body = printed.split("\n", 1)[1]
-    assert body.rstrip("\n") in have  # Snakemake's text, unchanged below the pinned FROM
+    # Snakemake's text, unchanged below the pinned FROM but for its one chained env step,
+    # whose commands each have their own step here
+    body = printed.split("\n", 1)[1].rstrip("\n").split("\n")
+    start = next(i for i, ln in enumerate(body) if ln.startswith("RUN conda env create "))
+    end = next(i for i in range(start, len(body)) if not body[i].endswith("\\"))
+    before, chained, after = "\n".join(body[:start]), body[start : end + 1], "\n".join(body[end + 1 :])
+    assert have.index(before) < have.index(after) if after else before in have
+    for line in chained[:-1]:
+        command = line.removeprefix("RUN ").strip().removesuffix("\\").strip().removesuffix("&&").strip()
+        assert f"\nRUN {command} \\\n" in have
 
 
 def test_stale_dockerfile_is_reported(tmp_path):

@@ -1,10 +1,15 @@
 """The conda envs, checked statically (no conda here): every env file parses and pins every
-package at the version CI tests, and every rule's env provides the third-party modules its
-code imports (emoflow.envcheck).  The broken-copy tests show that the check fails, naming
-the rule, the module and the missing package, when an env lacks something."""
+package at the version CI tests, takes from conda only what pip cannot supply (each such pin
+recorded with its evidence in envs/README.md), and every rule's env provides the
+third-party modules its code imports (emoflow.envcheck).  The broken-copy tests show that
+the check fails, naming the rule, the module and the missing package, when an env lacks
+something.  scripts/check_envs.py (a step of scripts/test.sh) installs each env's pip
+layer in a clean venv and runs its rules' imports and one real job there."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import shutil
 import subprocess
 import sys
@@ -13,17 +18,33 @@ from pathlib import Path
 import pytest
 
 from emoflow import envcheck
+from emoflow.errors import EmoflowError
 from emoflow.features import registry
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_NAMES = sorted(p.stem for p in (REPO / "envs").glob("*.yaml"))
+
+#: Conda pins that conda-forge does not publish or that cannot be installed together
+#: (issue 19: a check of every pin against conda-forge's feedstock records, December 2026).
+NOT_ON_CONDA_FORGE = {
+    "espeak-ng": None,  # no conda-forge package of that name, any version
+    "ffmpeg": "7.1.1",  # links OpenVINO 2025.x (libprotobuf 5.29/6.31): not installable with libarrow 26
+    "pandas": "3.1.1",
+    "pyarrow": "26.0.1",
+    "pillow": "13.0.0",
+    "tqdm": "4.70.1",
+    "matplotlib-base": "3.11.2",
+    "scikit-learn": "1.9.1",
+    "skops": "0.16.0",
+    "transformers": "5.23.0",
+}
 
 
 @pytest.mark.parametrize("name", ENV_NAMES)
 def test_env_file_parses_and_pins_every_package(name):
     env = envcheck.load_env(REPO / "envs" / f"{name}.yaml")
     assert env.problems == []
-    assert "python" in env.conda and "numpy" in env.conda
+    assert "python" in env.conda and "numpy" in env.packages()
     text = (REPO / "envs" / f"{name}.yaml").read_text()
     assert f"name: emoflow-{name}\n" in text  # one env name per file: conda never mixes them up
 
@@ -57,7 +78,14 @@ def test_every_rule_is_checked(tmp_path):
         cwd=REPO,
     ).stdout.split()
     definitions = envcheck.rule_definitions(REPO)
-    assert sorted(name for name, _, _ in definitions) == sorted(listed)
+    # every rule Snakemake loads is parsed; the others are defined under an `if` (e.g. the
+    # corpus manifest rule, for configs that read a corpus folder): indented in their file
+    defined = {name for name, _, _ in definitions}
+    assert set(listed) <= defined
+    for name, where, _ in definitions:
+        if name not in listed:
+            path, line = where.rsplit(":", 1)
+            assert (REPO / path).read_text().splitlines()[int(line) - 1].startswith(" "), where
     runs_something = {name for name, _, d in definitions if set(d) & set(envcheck.COMMANDS)}
     assert {j.rule.split("[")[0] for j in jobs} == runs_something
     assert "all" not in runs_something and {"report", "demo_data", "features"} <= runs_something
@@ -81,11 +109,11 @@ def _drop_line(path: Path, prefix: str):
 
 def test_env_without_a_package_its_rule_imports_fails(tmp_path):
     envs = _copy_envs(tmp_path)
-    _drop_line(envs / "classify.yaml", "- numpy=")
+    _drop_line(envs / "classify.yaml", "- pyarrow==")
     problems = envcheck.check(REPO, envs_dir=envs)
     lines = [p for p in problems if p.startswith("rule classify (rules/classify.smk:")]
     assert len(lines) == 1, problems
-    assert "emoflow.classify.stage" in lines[0] and "'numpy'" in lines[0] and "classify.yaml" in lines[0]
+    assert "emoflow.classify.stage" in lines[0] and "'pyarrow'" in lines[0] and "classify.yaml" in lines[0]
     assert "src/emoflow/classify/stage.py:" in lines[0]  # where the import is
     # every other rule on that env fails too; no rule on another env does
     failing = {p.split(" (")[0] for p in problems}
@@ -205,3 +233,103 @@ def test_pin_that_differs_from_the_venv_is_reported(tmp_path):
     assert envcheck.venv_mismatches(envcheck.load_env(path)) == [
         f"{path}: numpy pinned 1.26.4, the venv CI tests has {__import__('numpy').__version__}"
     ]
+
+
+# --------------------------------------------------------------------------- what conda supplies
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_no_env_pins_what_conda_forge_does_not_publish(name):
+    env = envcheck.load_env(REPO / "envs" / f"{name}.yaml")
+    for package, version in env.conda.items():
+        assert package not in NOT_ON_CONDA_FORGE or NOT_ON_CONDA_FORGE[package] not in (None, version), env.conda_specs[package]
+    assert "espeak" not in (REPO / "envs" / f"{name}.yaml").read_text().lower()  # a system package
+
+
+@pytest.mark.parametrize("name", ENV_NAMES)
+def test_conda_supplies_only_what_pip_cannot_and_pip_has_the_versions_ci_tests(name):
+    env = envcheck.load_env(REPO / "envs" / f"{name}.yaml")
+    assert set(env.conda) <= set(envcheck.CONDA_LAYER)
+    assert envcheck.ci_pin_problems(env, envcheck.ci_pins(REPO)) == []
+    pins = envcheck.ci_pins(REPO)
+    for package, version in env.pip.items():  # every pip pin is a pin CI installs (requests: a dependency)
+        assert pins.get(envcheck.normalize(package), version) == version
+    if "cyvlfeat" in env.conda:  # conda's cyvlfeat links conda's numpy: the pip pin keeps it
+        assert env.conda["numpy"] == env.pip["numpy"]
+
+
+def test_every_conda_pin_is_recorded_with_its_evidence():
+    recorded = envcheck.conda_record(REPO / "envs")
+    specs = {spec for name in ENV_NAMES for spec in envcheck.load_env(REPO / "envs" / f"{name}.yaml").conda_specs.values()}
+    assert specs <= recorded
+    assert "ffmpeg=8.1.1=gpl*" in specs and "cyvlfeat=0.7.1=py311*_3" in specs
+
+
+def test_python_package_from_conda_or_off_the_ci_pins_or_unrecorded_fails(tmp_path):
+    envs = _copy_envs(tmp_path)
+    text = (envs / "base.yaml").read_text()
+    text = text.replace("  - pip=25.3\n", "  - pip=25.3\n  - pandas=3.0.3\n").replace("- tqdm==4.70.1", "- tqdm==4.70.0")
+    text = text.replace("ffmpeg=8.1.1=gpl*", "ffmpeg=8.1.2=gpl*")
+    (envs / "base.yaml").write_text(text)
+    problems = envcheck.check(REPO, envs_dir=envs)
+    assert any("base.yaml: 'pandas' from conda: conda supplies only" in p for p in problems), problems
+    assert any("base.yaml: pip tqdm 4.70.0, CI tests 4.70.1" in p for p in problems), problems
+    assert any("base.yaml: conda 'ffmpeg=8.1.2=gpl*' has no row in " in p and "envs/README.md" in p for p in problems), problems
+    assert all("base.yaml" in p for p in problems), problems
+
+
+def test_conda_numpy_must_sit_beside_cyvlfeat_at_the_pip_version(tmp_path):
+    path = tmp_path / "x.yaml"
+    path.write_text(
+        "name: emoflow-x\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - numpy=2.4.6\n"
+        "  - pip=25.3\n  - pip:\n      - numpy==2.4.5\n"
+    )
+    problems = "\n".join(envcheck.load_env(path).problems)
+    assert "numpy from conda only beside cyvlfeat" in problems
+    assert "conda numpy=2.4.6 and pip numpy==2.4.5 differ" in problems
+
+
+# --------------------------------------------------------------------------- espeak-ng
+
+
+def test_demo_without_espeak_ng_stops_at_once_naming_the_package(tmp_path, monkeypatch):
+    from emoflow.demo import generate, speech
+
+    real_which = shutil.which
+    monkeypatch.setattr(speech.shutil, "which", lambda name, *a, **k: None if name == "espeak-ng" else real_which(name, *a, **k))
+    with pytest.raises(EmoflowError) as info:
+        generate.generate(tmp_path / "out", {"classes": ["happy"], "speakers": {"train": 1, "val": 0, "test": 0}})
+    message = str(info.value)
+    assert "apt install espeak-ng" in message and "conda-forge has no espeak-ng package" in message
+    assert not (tmp_path / "out").exists()  # before any work
+
+
+# --------------------------------------------------------------------------- scripts/check_envs.py
+
+
+def _check_envs_module():
+    spec = importlib.util.spec_from_file_location("check_envs", REPO / "scripts" / "check_envs.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # (its dataclasses look their module up)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_check_envs_runs_a_real_job_of_a_rule_on_every_env():
+    check_envs = _check_envs_module()
+    assert set(check_envs.JOBS) == set(ENV_NAMES)
+    definitions = {name: d for name, _, d in envcheck.rule_definitions(REPO)}
+    for name, (rule, wildcards) in check_envs.JOBS.items():
+        assert check_envs.job_env(rule, wildcards) == name
+        output = re.search(r'f?"([^"]+)"', definitions[rule]["output"]).group(1)
+        assert set(wildcards) <= set(re.findall(r"\{\{(\w+)\}\}", output))
+
+
+def test_check_envs_refuses_a_conda_package_it_cannot_stand_in_for(tmp_path):
+    check_envs = _check_envs_module()
+    path = tmp_path / "x.yaml"
+    path.write_text("name: emoflow-x\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - libsndfile=1.2.2\n")
+    check = check_envs.EnvCheck("x", envcheck.load_env(path), tmp_path / "venvs", None, "", keep=False)
+    check.py = Path(sys.executable)  # the conda-layer step only asks it for its version
+    with pytest.raises(check_envs.Failed, match="libsndfile=1.2.2: no stand-in"):
+        check.conda_layer()

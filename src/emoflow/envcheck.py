@@ -30,8 +30,16 @@ inside facenet-pytorch is provided by emoflow's own stand-in (:mod:`emoflow.face
 Env files are also checked on their own: they parse, list conda-forge first and never
 ``defaults``, pin every conda package (``name=version`` or ``name=version=build``) and pip
 package (``name==version``), and post-deploy scripts install pinned packages with
-``--no-deps``.  ``python -m emoflow.envcheck`` prints every problem (exit 1 if any).
-No Snakemake import, nothing executed: the whole check takes about a second.
+``--no-deps``.  Each env has two layers: conda-forge supplies only what pip cannot
+(:data:`CONDA_LAYER`: Python, pip, the ffmpeg binaries, cyvlfeat with its VLFeat library
+and the numpy it links), every Python package comes from the ``pip:`` section at the
+version CI tests (the pins of ``requirements.txt``, ``constraints.txt`` and
+``requirements-nodeps.txt``), and every conda pin is recorded, with the evidence that
+conda-forge publishes it, in ``envs/README.md``.  ``python -m emoflow.envcheck`` prints
+every problem (exit 1 if any).  No Snakemake import, nothing executed: the whole check
+takes about a second.  ``scripts/check_envs.py`` goes further where this machine allows:
+each env's pip layer installed in a clean venv, every rule's imports and one real job run
+in it (:func:`env_jobs` and :func:`job_needs` tell it what to import).
 """
 
 from __future__ import annotations
@@ -77,8 +85,23 @@ NOT_IN_VENV = {
     "python": "compared by major.minor with the interpreter that runs the check",
     "pip": "the installer only",
     "ffmpeg": "binary: CI uses the system's ffmpeg (scripts/setup.sh); conda-forge's GPL build (x264)",
-    "espeak-ng": "binary: CI uses the system's espeak-ng (scripts/setup.sh)",
 }
+
+#: The only packages an env may take from conda-forge (everything else: its pip: section),
+#: and why pip cannot supply each.  envs/README.md records each pin's evidence.
+CONDA_LAYER = {
+    "python": "the interpreter",
+    "pip": "the installer of the pip: section",
+    "ffmpeg": "binaries (ffmpeg, ffprobe), not on PyPI; the GPL build carries libx264",
+    "cyvlfeat": "PyPI has only its source, which needs a system VLFeat; conda-forge builds it with VLFeat",
+    "numpy": "only beside cyvlfeat: the numpy its build links, pinned as in the pip: section so pip keeps it",
+}
+
+#: Files whose pins are the versions CI tests (scripts/setup.sh installs from them).
+CI_PIN_FILES = ("requirements.txt", "constraints.txt", "requirements-nodeps.txt")
+
+#: The record of the conda-side pins (a Markdown table whose first column is the spec).
+CONDA_RECORD = "README.md"
 
 #: import name -> emoflow module that provides a stand-in when the package is absent.
 STAND_INS = {"torchvision": "emoflow.faces.tv_compat"}
@@ -116,6 +139,8 @@ class EnvFile:
     name: str  # envs/<name>.yaml
     path: Path
     conda: dict[str, str] = field(default_factory=dict)  # package -> version
+    conda_specs: dict[str, str] = field(default_factory=dict)  # package -> spec as written
+    pip_options: list[str] = field(default_factory=list)  # --extra-index-url=... lines
     pip: dict[str, str] = field(default_factory=dict)
     post_deploy: dict[str, str] = field(default_factory=dict)  # installed with --no-deps
     problems: list[str] = field(default_factory=list)
@@ -158,6 +183,7 @@ def load_env(path: str | Path) -> EnvFile:
             for spec in dep["pip"]:
                 spec = str(spec).strip()
                 if PIP_OPTION.match(spec):
+                    env.pip_options.append(spec)
                     continue
                 m = PIP_PIN.match(spec)
                 if not m:
@@ -170,8 +196,14 @@ def load_env(path: str | Path) -> EnvFile:
             env.problems.append(f"{where}: conda package {dep!r} is not pinned as name=version[=build]")
             continue
         env.conda[m.group(1)] = m.group(2)
+        env.conda_specs[m.group(1)] = str(dep).strip()
         if normalize(m.group(1)) in CONDA_FORGE_NAME:
             env.problems.append(f"{where}: conda-forge has no {m.group(1)!r}: its name there is {CONDA_FORGE_NAME[normalize(m.group(1))]!r}")
+        elif normalize(m.group(1)) not in CONDA_LAYER:
+            env.problems.append(
+                f"{where}: {m.group(1)!r} from conda: conda supplies only {', '.join(CONDA_LAYER)}; "
+                "list it in the pip: section at the version CI tests"
+            )
     if "torch" in env.pip and not any("download.pytorch.org/whl/cpu" in str(o) for o in _pip_options(doc)):
         env.problems.append(
             f"{where}: pip torch without --extra-index-url=https://download.pytorch.org/whl/cpu"
@@ -179,6 +211,14 @@ def load_env(path: str | Path) -> EnvFile:
         )
     if env.pip and "pip" not in env.conda:
         env.problems.append(f"{where}: a pip: section needs pip itself among the conda packages")
+    if "numpy" in env.conda:
+        if "cyvlfeat" not in env.conda:
+            env.problems.append(f"{where}: numpy from conda only beside cyvlfeat (the numpy its build links); list it under pip:")
+        if env.pip.get("numpy") != env.conda["numpy"]:
+            env.problems.append(
+                f"{where}: conda numpy={env.conda['numpy']} and pip numpy=={env.pip.get('numpy')} differ: "
+                "pip would replace conda's numpy under cyvlfeat"
+            )
     deploy = path.with_name(env.name + ".post-deploy.sh")
     if deploy.is_file():
         _read_post_deploy(env, deploy)
@@ -215,6 +255,60 @@ def load_envs(envs_dir: str | Path) -> dict[str, EnvFile]:
     return {p.name.removesuffix(".yaml"): load_env(p) for p in sorted(Path(envs_dir).glob("*.yaml"))}
 
 
+def ci_pins(repo: str | Path = REPO) -> dict[str, str]:
+    """normalized name -> version of every ``name==version`` in the files CI installs from."""
+    pins = {}
+    for name in CI_PIN_FILES:
+        path = Path(repo) / name
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            m = PIP_PIN.match(line.split("#", 1)[0].strip())
+            if m:
+                pins[normalize(m.group(1))] = m.group(3)
+    return pins
+
+
+def ci_pin_problems(env: EnvFile, pins: dict[str, str]) -> list[str]:
+    """Pip and post-deploy pins (and conda's numpy/cyvlfeat) that differ from the versions
+    CI installs (``pins``: :func:`ci_pins`).  A package those files do not name (one that
+    CI gets as a dependency, e.g. requests) is compared with the venv by
+    :func:`venv_mismatches` instead."""
+    out = []
+    groups = (("pip", env.pip), ("post-deploy", env.post_deploy), ("conda", {k: v for k, v in env.conda.items() if k in ("numpy", "cyvlfeat")}))
+    for where, group in groups:
+        for name, version in group.items():
+            want = pins.get(normalize(name))
+            if want is not None and want != version:
+                out.append(f"{_rel(env.path)}: {where} {name} {version}, CI tests {want} ({' / '.join(CI_PIN_FILES)})")
+    return out
+
+
+def conda_record(envs_dir: str | Path) -> set[str]:
+    """The conda specs recorded in ``envs/README.md`` (first cell of each table row, in backticks)."""
+    path = Path(envs_dir) / CONDA_RECORD
+    if not path.is_file():
+        return set()
+    specs = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        m = re.match(r"^\|\s*`([^`]+)`\s*\|", line)
+        if m:
+            specs.add(m.group(1).strip())
+    return specs
+
+
+def conda_record_problems(envs: dict[str, EnvFile], envs_dir: str | Path) -> list[str]:
+    """Conda specs of the env files with no row in envs/README.md (the evidence record)."""
+    recorded = conda_record(envs_dir)
+    where = _rel(Path(envs_dir) / CONDA_RECORD)
+    return [
+        f"{_rel(env.path)}: conda {spec!r} has no row in {where} (record the feedstock, build and date that show conda-forge publishes it)"
+        for env in envs.values()
+        for spec in env.conda_specs.values()
+        if spec not in recorded
+    ]
+
+
 def venv_mismatches(env: EnvFile) -> list[str]:
     """Pins that differ from the distributions installed where this runs (the venv CI
     tests in); local version labels (``+cpu``) are ignored."""
@@ -248,6 +342,7 @@ class Import:
     name: str  # dotted module name as written (absolute)
     line: int
     optional: bool
+    spec_only: bool = False  # find_spec("pkg"): the package must be there, it is not imported
 
 
 def _tolerates_import_error(handler: ast.ExceptHandler) -> bool:
@@ -320,7 +415,7 @@ def file_imports(path: Path, module: str, is_package: bool) -> tuple[Import, ...
         elif isinstance(node, ast.Call) and _call_name(node) in ("find_spec", "import_module"):
             arg = node.args[0] if node.args else None
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and not arg.value.startswith("."):
-                found.append(Import(arg.value, node.lineno, optional))
+                found.append(Import(arg.value, node.lineno, optional, _call_name(node) == "find_spec"))
         for child in ast.iter_child_nodes(node):
             visit(child, optional)
 
@@ -336,6 +431,7 @@ class Need:
     package: str  # top-level import name
     source: str  # file:line that imports it
     via: str  # the module (emoflow or a no-deps package) holding that import
+    spec_only: bool = False  # found with find_spec, not imported
 
 
 def _package_dir(top: str) -> Path | None:
@@ -374,7 +470,7 @@ def _third_party_closure(names: set[str]) -> tuple[list[Need], list[str]]:
             if head == top:
                 todo.append(imp.name)
             elif head and head not in _STDLIB and not imp.optional:
-                needs.append(Need(head, f"{_rel(path)}:{imp.line}", module))
+                needs.append(Need(head, f"{_rel(path)}:{imp.line}", module, imp.spec_only))
     return needs, problems
 
 
@@ -397,7 +493,7 @@ def needs(modules: tuple[str, ...], nodeps: set[str], src_root: Path = codedeps.
                 head = imp.name.split(".")[0]
                 if not head or head == codedeps.PACKAGE or head in _STDLIB or imp.optional:
                     continue
-                out.append(Need(head, f"{_rel(path)}:{imp.line}", name))
+                out.append(Need(head, f"{_rel(path)}:{imp.line}", name, imp.spec_only))
                 if head in nodeps:
                     into_nodeps.add(imp.name)
     extra, more = _third_party_closure(into_nodeps)
@@ -511,15 +607,17 @@ def jobs(workflow_dir: str | Path = REPO) -> tuple[list[Job], list[str]]:
 
 
 def check(workflow_dir: str | Path = REPO, envs_dir: str | Path | None = None, src_root: str | Path | None = None) -> list[str]:
-    """Every problem: env files that do not parse or pin, rules without an env, envs no
-    rule uses, and modules a rule imports that its env lacks."""
+    """Every problem: env files that do not parse or pin (or take from conda what pip
+    supplies), rules without an env, envs no rule uses, modules a rule imports that its env
+    lacks, pins that differ from the versions CI installs, and conda pins with no row of
+    evidence in envs/README.md."""
     workflow_dir = Path(workflow_dir)
     envs = load_envs(Path(envs_dir) if envs_dir else workflow_dir / "envs")
     src_root = Path(src_root) if src_root else workflow_dir / "src"
     problems = [p for env in envs.values() for p in env.problems]
     all_jobs, parse_problems = jobs(workflow_dir)
     problems += parse_problems
-    nodeps = {normalize(n).replace("-", "_") for env in envs.values() for n in env.post_deploy}
+    nodeps = nodeps_imports(envs)
     used = set()
     for job in all_jobs:
         env = envs.get(job.env)
@@ -527,21 +625,12 @@ def check(workflow_dir: str | Path = REPO, envs_dir: str | Path | None = None, s
             problems.append(f"rule {job.rule} ({job.where}): env {job.env!r} has no file envs/{job.env}.yaml")
             continue
         used.add(job.env)
-        found, more = needs(job.modules, nodeps, src_root)
+        found, more = job_needs(job, nodeps, src_root)
         problems += [f"rule {job.rule} ({job.where}): {p}" for p in more]
-        closure = set()
-        for module in job.modules:
-            try:
-                closure |= set(codedeps.closure(module, src_root)[0])
-            except ModuleNotFoundError:
-                pass
         missing: dict[str, list[Need]] = {}
         for need in found:
-            if env.provides(need.package):
-                continue
-            if STAND_INS.get(need.package) in closure:
-                continue
-            missing.setdefault(need.package, []).append(need)
+            if not env.provides(need.package):
+                missing.setdefault(need.package, []).append(need)
         for package, where in sorted(missing.items()):
             where = list({n.source: n for n in where}.values())
             # the modules the rule runs first: their own imports are what a reader looks for
@@ -555,7 +644,34 @@ def check(workflow_dir: str | Path = REPO, envs_dir: str | Path | None = None, s
     for name, env in envs.items():
         if name not in used:
             problems.append(f"{_rel(env.path)}: no rule uses this env")
+    pins = ci_pins(workflow_dir)
+    problems += [p for env in envs.values() for p in ci_pin_problems(env, pins)]
+    problems += conda_record_problems(envs, Path(envs_dir) if envs_dir else workflow_dir / "envs")
     return problems
+
+
+def nodeps_imports(envs: dict[str, EnvFile]) -> set[str]:
+    """Import names of the packages installed without their dependencies (post-deploy)."""
+    return {normalize(n).replace("-", "_") for env in envs.values() for n in env.post_deploy}
+
+
+def job_needs(job: Job, nodeps: set[str], src_root: str | Path = codedeps.SRC_ROOT) -> tuple[list[Need], list[str]]:
+    """The third-party packages a job cannot run without (:func:`needs`), less those an
+    emoflow stand-in provides when its module is part of the job's code."""
+    src_root = Path(src_root)
+    found, problems = needs(job.modules, nodeps, src_root)
+    closure = set()
+    for module in job.modules:
+        try:
+            closure |= set(codedeps.closure(module, src_root)[0])
+        except ModuleNotFoundError:
+            pass
+    return [n for n in found if STAND_INS.get(n.package) not in closure], problems
+
+
+def env_jobs(env: str, workflow_dir: str | Path = REPO) -> list[Job]:
+    """The jobs (rules; the features rule once per extractor) that run in ``env``."""
+    return [j for j in jobs(workflow_dir)[0] if j.env == env]
 
 
 def main(argv=None) -> int:

@@ -143,6 +143,7 @@ def generate_clip(row: dict, demo: dict, out: Path, index: int) -> None:
 def generate(outdir: str | Path, demo: dict) -> pd.DataFrame:
     """Write every clip of the plan and then the manifest (last, atomically)."""
     outdir = Path(outdir)
+    speech.espeak()  # a missing system espeak-ng stops here, before any clip
     (outdir / "clips").mkdir(parents=True, exist_ok=True)
     rows = plan(demo)
     for i, row in enumerate(logs.progress(rows.to_dict("records"), "demo clips", total=len(rows), unit="clip")):

@@ -26,8 +26,13 @@ VOICES = ["m1", "f1", "m3", "f2", "m2", "f3", "m4", "f4", "m5", "f5", "m6", "m7"
 
 def espeak() -> str:
     path = shutil.which("espeak-ng")
-    if path is None:
-        raise EmoflowError("espeak-ng not found on PATH: the demo needs it (scripts/setup.sh installs it)")
+    if path is None:  # a system package: conda-forge has none (envs/README.md)
+        raise EmoflowError(
+            "espeak-ng not found on PATH: the demo's speech needs the system package espeak-ng "
+            "(Debian/Ubuntu: `sudo apt install espeak-ng`, which scripts/setup.sh runs; Fedora: "
+            "`sudo dnf install espeak-ng`; macOS: `brew install espeak-ng`). conda cannot provide it: "
+            "conda-forge has no espeak-ng package, so the conda envs do not include it"
+        )
     return path
 
 
