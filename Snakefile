@@ -31,3 +31,4 @@ rule all:
     input:
         targets(),
         bundle_targets(),
+        deployment_targets(),

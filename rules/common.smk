@@ -573,3 +573,30 @@ def bundle_spec(wildcards):
 def bundle_targets():
     """The bundle, when the fusion group has experiments to bundle."""
     return [f"{OUT}/bundle"] if BUNDLE_EXPERIMENTS else []
+
+
+# --- test figures by deployment (rule deployments, emoflow.evaluate.deployments) --------
+def deployment_encoders(part):
+    """The fitted encoders of the partition's encoded experiments."""
+    return sorted(
+        {
+            f"{OUT}/models/encode/{part}/{EXPERIMENTS[n]['feature']}.{EXPERIMENTS[n]['encoding']}.npz"
+            for n in FUSED
+            if EXPERIMENTS[n].get("encoding")
+        }
+    )
+
+
+def deployment_features(part):
+    """The shard tables of every feature the partition's experiments read."""
+    names = sorted({feature_of(EXPERIMENTS[n]["feature"], part) for n in FUSED})
+    return [
+        p
+        for name in names
+        for p in per_shard(f"{OUT}/features/{name}/{{shard}}.parquet")
+    ]
+
+
+def deployment_targets():
+    """Test figures by deployment, when there is a fusion to deploy."""
+    return [f"{OUT}/report/deployments.json"] if BUNDLE_EXPERIMENTS else []

@@ -56,3 +56,40 @@ rule report:
         "python -m emoflow.evaluate.report {params.outdir:q} --experiments {input.experiments:q}"
         " --predictions {input.predictions:q} --fusion {input.fusion:q} --fused {input.fused:q}"
         " --config {params.cfg:q} > {log:q} 2>&1"
+
+
+rule deployments:
+    input:
+        splits=f"{OUT}/splits/{BUNDLE_PART}.parquet",
+        experiments=experiment_reports(BUNDLE_PART),
+        models=expand(
+            f"{OUT}/models/classify/{BUNDLE_PART}/{{experiment}}.model",
+            experiment=FUSED,
+        ),
+        predictions=predictions(BUNDLE_PART),
+        encoders=deployment_encoders(BUNDLE_PART),
+        features=deployment_features(BUNDLE_PART),
+        fusion=expand(
+            f"{OUT}/fusion/{BUNDLE_PART}/{{group}}.json", group=sorted(GROUPS)
+        ),
+        fused=expand(
+            f"{OUT}/fusion/{BUNDLE_PART}/{{group}}.parquet", group=sorted(GROUPS)
+        ),
+        code=code("emoflow.evaluate.deployments"),
+    output:
+        json=f"{OUT}/report/deployments.json",
+        markdown=report(
+            f"{OUT}/report/deployments.md",
+            caption="captions/deployments.rst",
+            category="Results",
+        ),
+    log:
+        f"{OUT}/logs/deployments.log",
+    conda:
+        env("predict")
+    threads: 1
+    shell:
+        "python -m emoflow.evaluate.deployments {output.json:q} {output.markdown:q} --splits {input.splits:q}"
+        " --experiments {input.experiments:q} --models {input.models:q} --predictions {input.predictions:q}"
+        " --encoders {input.encoders:q} --features {input.features:q} --fusion {input.fusion:q}"
+        " --fused {input.fused:q} > {log:q} 2>&1"
