@@ -160,7 +160,7 @@ def headline(result: dict, val_accuracy: dict[str, float]) -> dict:
 
     def best(pred):
         cands = [s for s in systems if pred(systems[s]) and s in val_accuracy]
-        return max(cands, key=lambda s: (val_accuracy[s], s)) if cands else None
+        return max(sorted(cands), key=lambda s: val_accuracy[s]) if cands else None  # ties: the first by name
 
     chosen = {
         "best_face_only": best(lambda r: r["modality"] == "face"),
