@@ -455,6 +455,7 @@ def targets():
             shard=sorted(SHARDS),
         ),
         *([f"{OUT}/report/summary.csv"] if EXPERIMENTS else []),
+        *similarity_targets(),  # rules/similarity.smk: the index, when the embedding is on
     ]
 
 

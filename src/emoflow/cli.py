@@ -8,6 +8,8 @@
                                     a manifest from a corpus folder: ravdess, cremad, folder
                                     (see -h; files that do not fit are listed beside it)
   emoflow shards MANIFEST -n N      show which shard each video goes to
+  emoflow similar --run RESULTS QUERY [--k 10]
+                                    faces of a run closest in expression to an image or video
   emoflow demo OUTDIR               generate the demo corpus
   emoflow probe|frames|audio ...    run one stage on one shard (what the rules call)
 
@@ -35,6 +37,7 @@ STAGES = {
     "media-summary": "emoflow.media.summary",
     "predict": "emoflow.predict.cli",
     "bundle": "emoflow.predict.bundle",
+    "similar": "emoflow.similarity.search",
 }
 
 
