@@ -13,6 +13,8 @@ rule classify:
         model=f"{OUT}/models/classify/{{part}}/{{experiment}}.model",
     log:
         f"{OUT}/logs/classify/{{part}}/{{experiment}}.log",
+    wildcard_constraints:
+        experiment=CLASSIFY_NAMES,
     conda:
         env("classify")
     threads: 1

@@ -361,7 +361,11 @@ def audio_inputs():
 
 # --- experiments, fusion, report ---------------------------------------------------
 EXPERIMENTS = CFG["experiments"]
-FUSED = CFG["fusion"]["experiments"] or sorted(EXPERIMENTS)
+# end-to-end networks (rules/e2e.smk, emoflow.e2e): experiments too, fitted by rule e2e
+E2E = sorted(n for n, e in CFG["e2e"].items() if e is not None)
+FUSED = CFG["fusion"]["experiments"] or sorted([*EXPERIMENTS, *E2E])
+# the experiment wildcard of the classify rule: never an e2e name
+CLASSIFY_NAMES = "|".join(sorted(EXPERIMENTS)) or "(?!)"
 
 
 def _experiment(wildcards):
@@ -462,6 +466,7 @@ def targets():
 # --- the model bundle (rules/bundle.smk, emoflow.predict.bundle) ------------------
 from types import SimpleNamespace  # noqa: E402
 
+from emoflow.e2e import spec as e2e_spec  # noqa: E402
 from emoflow.fusion.stage import select as select_experiments  # noqa: E402
 
 BUNDLE_PART = CFG["bundle"]["part"] or PARTS[0]
@@ -477,12 +482,19 @@ if BUNDLE_PART not in PARTS:
 def _bundle_experiments():
     """The group's experiments (the fusion picks its weights among them)."""
     meta = {
-        n: {
-            "feature": EXPERIMENTS[n]["feature"],
-            "modality": registry.modality(
-                FEATURES_ALL[EXPERIMENTS[n]["feature"]]["extractor"]
-            ),
-        }
+        n: (
+            {
+                "feature": n,
+                "modality": e2e_spec.modality(e2e_spec.resolve(CFG["e2e"][n])),
+            }
+            if n in E2E
+            else {
+                "feature": EXPERIMENTS[n]["feature"],
+                "modality": registry.modality(
+                    FEATURES_ALL[EXPERIMENTS[n]["feature"]]["extractor"]
+                ),
+            }
+        )
         for n in FUSED
     }
     return select_experiments(meta, GROUPS[BUNDLE_GROUP])
@@ -521,10 +533,20 @@ def _bundle_feature(feature):
 
 
 def bundle_inputs(wildcards):
-    files = [p for n in BUNDLE_EXPERIMENTS for p in _bundle_files(n).values()]
-    feats = {EXPERIMENTS[n]["feature"] for n in BUNDLE_EXPERIMENTS}
+    files = [
+        p
+        for n in BUNDLE_EXPERIMENTS
+        for p in (e2e_bundle_files(n) if n in E2E else _bundle_files(n)).values()
+    ]
+    feats = {EXPERIMENTS[n]["feature"] for n in BUNDLE_EXPERIMENTS if n not in E2E}
     models = [_bundle_feature(f)["model"] for f in sorted(feats)]
-    return files + [m for m in models if m]
+    models += [
+        f["model"]
+        for n in BUNDLE_EXPERIMENTS
+        if n in E2E
+        for f in e2e_bundle_features(n).values()
+    ]
+    return files + list(dict.fromkeys(m for m in models if m))
 
 
 def bundle_spec(wildcards):
@@ -542,7 +564,13 @@ def bundle_spec(wildcards):
         r: workflow.get_rule(r).resources["_cores"].value
         for r in ("frames", "audio", "faces", "asr", "features")
     }
-    feats = sorted({EXPERIMENTS[n]["feature"] for n in BUNDLE_EXPERIMENTS})
+    feats = sorted(
+        {EXPERIMENTS[n]["feature"] for n in BUNDLE_EXPERIMENTS if n not in E2E}
+    )
+    features = {f: _bundle_feature(f) for f in feats}
+    for n in BUNDLE_EXPERIMENTS:
+        if n in E2E:  # its audio and face features, and the face transform cache
+            features.update(e2e_bundle_features(n))
     return json.dumps(
         {
             "part": BUNDLE_PART,
@@ -553,17 +581,21 @@ def bundle_spec(wildcards):
             "fusion": f"{OUT}/fusion/{BUNDLE_PART}/{BUNDLE_GROUP}.json",
             "stages": stages,
             "threads": threads,
-            "features": {f: _bundle_feature(f) for f in feats},
+            "features": features,
             "experiments": {
-                n: {
-                    "feature": EXPERIMENTS[n]["feature"],
-                    "encoding": EXPERIMENTS[n].get("encoding"),
-                    "modality": registry.modality(
-                        FEATURES_ALL[EXPERIMENTS[n]["feature"]]["extractor"]
-                    ),
-                    "classifier": CFG["classifiers"][EXPERIMENTS[n]["classifier"]],
-                    **_bundle_files(n),
-                }
+                n: (
+                    e2e_bundle_entry(n)
+                    if n in E2E
+                    else {
+                        "feature": EXPERIMENTS[n]["feature"],
+                        "encoding": EXPERIMENTS[n].get("encoding"),
+                        "modality": registry.modality(
+                            FEATURES_ALL[EXPERIMENTS[n]["feature"]]["extractor"]
+                        ),
+                        "classifier": CFG["classifiers"][EXPERIMENTS[n]["classifier"]],
+                        **_bundle_files(n),
+                    }
+                )
                 for n in BUNDLE_EXPERIMENTS
             },
         },
@@ -583,19 +615,25 @@ def deployment_encoders(part):
         {
             f"{OUT}/models/encode/{part}/{EXPERIMENTS[n]['feature']}.{EXPERIMENTS[n]['encoding']}.npz"
             for n in FUSED
-            if EXPERIMENTS[n].get("encoding")
+            if n not in E2E and EXPERIMENTS[n].get("encoding")
         }
     )
 
 
 def deployment_features(part):
     """The shard tables of every feature the partition's experiments read."""
-    names = sorted({feature_of(EXPERIMENTS[n]["feature"], part) for n in FUSED})
-    return [
+    names = sorted(
+        {feature_of(EXPERIMENTS[n]["feature"], part) for n in FUSED if n not in E2E}
+    )
+    files = [
         p
         for name in names
         for p in per_shard(f"{OUT}/features/{name}/{{shard}}.parquet")
     ]
+    files += [p for n in FUSED if n in E2E for p in e2e_deployment_tables(n, part)]
+    return list(
+        dict.fromkeys(files)
+    )  # once each: rule deployments reads them by folder
 
 
 def deployment_targets():

@@ -38,6 +38,8 @@ STAGES = {
     "predict": "emoflow.predict.cli",
     "bundle": "emoflow.predict.bundle",
     "similar": "emoflow.similarity.search",
+    "e2e": "emoflow.e2e.stage",
+    "e2e-tta": "emoflow.e2e.tta",
 }
 
 

@@ -15,10 +15,12 @@ probability-column order) and ``label_space``; ``part`` and ``group``; ``stages`
 config slices the run's per-video rules received: probe, frames, audio, faces, asr);
 ``threads`` (the thread count of each per-video rule: float results depend on it);
 ``features`` (per used feature: extractor, input kind, modality, the extractor's JSON config
-with its model path relative to the bundle); ``experiments`` (the experiments the fusion uses:
+with its model path relative to the bundle; ``stage: e2e_tta`` for an end-to-end network's face
+transform cache, run by :mod:`emoflow.e2e.tta`); ``experiments`` (the experiments the fusion uses:
 feature, encoding, modality, classifier spec, normalisation (``none`` or ``speaker``: its
 population statistics are in the classifier's report), model file and format, the training-split class
-prior that stands in when the feature is missing); ``versions`` (the library versions the run
+prior that stands in when the feature is missing; an end-to-end network, ``kind: e2e``, names
+its ``features``: audio, face, tta); ``versions`` (the library versions the run
 used, by import name); ``files`` (sha256 of every file).
 
 :meth:`Bundle.load` refuses, with a message saying what differs, a bundle whose format,
@@ -187,8 +189,9 @@ def library_versions(modules: list[str]) -> dict[str, str | None]:
     return out
 
 
-def code_modules(features: dict, need_asr: bool) -> list[str]:
-    """The emoflow modules a bundle's prediction runs (for its library versions)."""
+def code_modules(features: dict, need_asr: bool, e2e: bool = False) -> list[str]:
+    """The emoflow modules a bundle's prediction runs (for its library versions); ``e2e``:
+    an end-to-end experiment is among them (its network and face transform cache)."""
     from emoflow.features import registry
 
     mods = ["emoflow.media.probe", "emoflow.media.frames", "emoflow.media.audio", "emoflow.faces.stage",
@@ -197,6 +200,8 @@ def code_modules(features: dict, need_asr: bool) -> list[str]:
     mods += [registry.entry(f["extractor"]).module for f in features.values()]
     if need_asr:
         mods.append("emoflow.asr.stage")
+    if e2e:
+        mods += ["emoflow.e2e.fit", "emoflow.e2e.tta"]
     return mods
 
 
@@ -261,16 +266,23 @@ def export(spec: dict, out: str | Path, log=None) -> dict:
                 "feature": e["feature"], "encoding": e.get("encoding"), "modality": e["modality"],
                 "classifier": e["classifier"], "model_format": fmt,
                 "normalize": (report.get("normalize") or {}).get("by", "none"),
-                "model": put(e["model"], f"classifiers/{name}.{'pt' if fmt == 'torch' else 'skops'}"),
+                "model": put(e["model"], f"classifiers/{name}.{'skops' if fmt == 'skops' else 'pt'}"),
                 "report": put(e["report"], f"classifiers/{name}.json"),
                 "prior": training_prior(e["predictions"], classes),
                 "val": (report.get("scores") or {}).get("val"),
             }  # fmt: skip
             if e.get("encoding"):
                 entry["encoder"] = put(e["encoder"], f"encoders/{e['feature']}.{e['encoding']}.npz")
+            if e.get("kind") == "e2e":  # an end-to-end network: several features (emoflow.e2e)
+                entry["kind"], entry["features"] = "e2e", dict(e["features"])
+                names = [f for f in e["features"].values() if f]
+            else:
+                names = [e["feature"]]
             experiments[name] = entry
-            f = spec["features"][e["feature"]]
-            if e["feature"] not in features:
+            for fname in names:
+                if fname in features:
+                    continue
+                f = spec["features"][fname]
                 cfg = json.loads(f["config"])
                 params = cfg["features"][f["table"]]
                 if f.get("model"):  # the fit's JSON and its sibling weight files
@@ -279,10 +291,12 @@ def export(spec: dict, out: str | Path, log=None) -> dict:
                         if p.is_file():
                             put(p, f"extractors/{p.name}")
                     params["model"] = f"extractors/{src.name}"
-                features[e["feature"]] = {
+                features[fname] = {
                     "extractor": f["extractor"], "input": f["input"], "modality": f["modality"],
                     "table": f["table"], "config": cfg,
                 }  # fmt: skip
+                if f.get("stage"):  # not rule features' stage (e2e_tta: the face transform cache)
+                    features[fname]["stage"] = f["stage"]
         put(spec["fusion"], "fusion.json")
         need_asr = any(f["input"] == "transcripts" for f in features.values())
         meta = {
@@ -300,7 +314,7 @@ def export(spec: dict, out: str | Path, log=None) -> dict:
             "threads": spec.get("threads", {}),
             "features": features,
             "experiments": experiments,
-            "versions": library_versions(_third_party(features, need_asr)),
+            "versions": library_versions(_third_party(features, need_asr, any(x.get("kind") == "e2e" for x in experiments.values()))),
             "files": files,
         }
         (tmp / BUNDLE_JSON).write_text(json.dumps(meta, indent=1, sort_keys=True))
@@ -309,10 +323,10 @@ def export(spec: dict, out: str | Path, log=None) -> dict:
     return meta
 
 
-def _third_party(features: dict, need_asr: bool) -> list[str]:
+def _third_party(features: dict, need_asr: bool, e2e: bool = False) -> list[str]:
     from emoflow import codedeps
 
-    mods = set(codedeps.third_party(*code_modules(features, need_asr)))
+    mods = set(codedeps.third_party(*code_modules(features, need_asr, e2e)))
     mods.add("skops")  # loads the scikit-learn classifiers
     if "tensorflow" in mods:
         mods.add("keras")  # Keras 3 is its own distribution
@@ -348,7 +362,7 @@ class Bundle:
         return any(f["input"] == "transcripts" for f in self.features.values())
 
     def modalities(self) -> list[str]:
-        return sorted({e["modality"] for e in self.experiments.values()})
+        return sorted({m for e in self.experiments.values() for m in e["modality"].split("+")})  # e2e: audio+face
 
     def path(self, rel: str) -> Path:
         return self.root / rel
@@ -420,9 +434,15 @@ class Bundle:
         return Encoder.load(self.root / self.experiments[experiment]["encoder"])
 
     def load_classifier(self, experiment: str):
-        """(kind, model): ``("sklearn", estimator)`` or ``("torch", SequenceClassifier)``."""
+        """(kind, model): ``("sklearn", estimator)``, ``("torch", SequenceClassifier)`` or
+        ``("e2e", (ensemble members, the model file's meta))`` (:func:`emoflow.e2e.model.load`,
+        tensors and plain data only)."""
         e = self.experiments[experiment]
         p = self.root / e["model"]
+        if e["model_format"] == "e2e":
+            from emoflow.e2e.model import load as load_e2e
+
+            return "e2e", load_e2e(p)
         if e["model_format"] == "torch":
             from emoflow.classify import sequence
 

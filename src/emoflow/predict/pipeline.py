@@ -78,6 +78,10 @@ def stage_commands(bundle: Bundle, work: Path, threads: int | None = None) -> li
                              f"{w}/skips/asr/{s}.parquet", "--config", cfg("asr", "feature_inputs")]))  # fmt: skip
     for name, f in sorted(bundle.features.items()):
         table = f["table"]
+        if f.get("stage") == "e2e_tta":  # an e2e network's face transform cache (rule e2e_tta)
+            cmds.append((f"features:{name}", ["emoflow.e2e.tta", table, f"{w}/features/{table}/{s}.parquet", *_inputs_of("crops", w),
+                                              "--config", bundle.feature_config(name), *stage_threads(bundle, "e2e_tta", threads)]))  # fmt: skip
+            continue
         cmds.append((f"features:{name}", ["emoflow.features.base", table, f"{w}/features/{table}/{s}.parquet",
                                           f"{w}/skips/features/{table}/{s}.parquet", *_inputs_of(f["input"], w),
                                           "--config", bundle.feature_config(name), *stage_threads(bundle, "features", threads)]))  # fmt: skip
