@@ -52,8 +52,9 @@ VARIANTS = {
     "linear_head": {"hidden": 0},
     "no_flip": {"flip": False, "flip_tta": False},
     "no_refit": {"refit": False},
+    "no_ferplus_votes": {"votes_weight": 0.0},  # the triplet loss alone
     "ferplus_votes_0.5": {"votes_weight": 0.5},
-    "ferplus_votes_2": {"votes_weight": 2.0},
+    "ferplus_votes_5": {"votes_weight": 5.0},
     "tune_last_block": {"tune": "block", "epochs": 12, "precision": "bf16"},
 }
 SLOW = {"tune_last_block"}  # hours on 2 busy cores: only when named in --only
