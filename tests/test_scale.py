@@ -28,11 +28,14 @@ OUT = "results/synthetic"
 
 def corpus(root, n, extra=()):
     """A manifest of ``n`` (+ ``extra``) videos with empty placeholder clips, and a data root
-    holding an empty FER2013 placeholder (the frame CNN's training set, never read here)."""
+    holding empty placeholders of the shared tables the preset's fits read (FER2013 for the
+    frame CNN, the FER2013 face triplets for the expression embedding; never read here)."""
     classes = load_config([REPO / "config.yaml"])["label_spaces"]["fer2013"]
     (root / "clips").mkdir(parents=True, exist_ok=True)
     (root / "fer2013").mkdir(exist_ok=True)
     (root / "fer2013" / "fer2013.parquet").touch()
+    (root / "fer_similarity").mkdir(exist_ok=True)
+    (root / "fer_similarity" / "triplets_train.parquet").touch()
     ids = [f"v{i:05d}" for i in range(n)] + list(extra)
     lines = ["video_id,path,label,split,speaker"]
     for i, vid in enumerate(ids):
@@ -69,8 +72,9 @@ def test_job_count_grows_with_shards_not_videos(tmp_path):
     assert a == b and a["probe"] == 6
     c, _ = dry_counts(tmp_path, tmp_path / "wc", large, 12)
     per_shard = {r for r in c if c[r] != a[r]}
-    # per-shard rules double with the shards; corpus-level ones (fits, experiments) do not
-    assert {"shard_sheet", "probe", "frames", "audio", "faces", "features"} == per_shard
+    # per-shard rules (e2e_tta: the e2e face TTA cache) double with the shards; corpus-level
+    # ones (fits, experiments) do not
+    assert {"shard_sheet", "probe", "frames", "audio", "faces", "features", "e2e_tta"} == per_shard
     assert all(c[r] == 2 * a[r] for r in per_shard)
 
 
