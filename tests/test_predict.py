@@ -319,6 +319,89 @@ def test_modalities_option_predicts_from_the_face_alone(demo_run, predicted, tmp
     assert np.allclose(got[cols].to_numpy(float), silent[cols].to_numpy(float), atol=1e-6)
 
 
+def test_warm_stages_agree_with_subprocess_stages_and_load_models_once(bundle_dir, predicted, tmp_path):
+    """The warm path (stages in this process, models kept) gives what the per-stage
+    subprocesses give, to 1e-6, and a second call loads no model again."""
+    from emoflow.predict.cli import gather, predict
+    from emoflow.warm import ModelCache
+
+    _, test = predicted
+    b = Bundle.load(bundle_dir)
+    inputs = gather(test["path"].head(3).tolist())  # no speaker: each clip on its own
+    isolated = predict(b, inputs, tmp_path / "isolated", with_timeline=False, models=None)
+    cache = ModelCache()
+    first = predict(b, inputs.head(1), tmp_path / "warm1", with_timeline=False, models=cache)
+    held, classifiers = len(cache), len(b.models)
+    assert held > 0 and classifiers > 0
+    again = predict(b, inputs, tmp_path / "warm2", with_timeline=False, models=cache)
+    assert (len(cache), len(b.models)) == (held, classifiers)  # nothing loaded twice
+    cols = [f"p_{c}" for c in b.classes]
+    for warm in (first, again):
+        ref = isolated.videos.set_index("video_id").loc[warm.videos["video_id"]]
+        assert np.abs(warm.videos[cols].to_numpy(float) - ref[cols].to_numpy(float)).max() < 1e-6
+        assert (warm.videos["label_pred"].to_numpy() == ref["label_pred"].to_numpy()).all()
+        key = ["video_id", "experiment"]
+        w = warm.experiments.set_index(key)
+        i = isolated.experiments.set_index(key).loc[w.index]
+        assert np.abs(w[cols].to_numpy(float) - i[cols].to_numpy(float)).max() < 1e-6
+    assert set(again.videos["modalities_used"]) == set(isolated.videos["modalities_used"])
+
+
+def test_watch_scores_a_file_once_it_is_renamed_into_place(bundle_dir, predicted, tmp_path):
+    """--watch: a file written under a temporary name is left alone until it is renamed to a
+    video name; then it gets its row, and a stray temporary file never does."""
+    import time
+
+    _, test = predicted
+    folder, out = tmp_path / "incoming", tmp_path / "live"
+    folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    err = open(tmp_path / "watch.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "emoflow", "predict", "--watch", str(folder), "--bundle", str(bundle_dir),
+                             "--out", str(out), "--no-timeline", "--poll", "0.2", "--stop-after", "1"],
+                            stdout=err, stderr=subprocess.STDOUT, env=env, cwd=REPO)  # fmt: skip
+    try:
+        deadline = time.time() + 120
+        while "watching" not in (tmp_path / "watch.log").read_text() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        data = Path(test["path"].iloc[0]).read_bytes()
+        part = folder / "take1.mp4.part"
+        part.write_bytes(data[: len(data) // 2])  # half-written, under a temporary name
+        (folder / "stray.tmp").write_bytes(data)
+        time.sleep(2.0)  # ten polls
+        assert not (out / "predictions.csv").exists() and proc.poll() is None
+        with open(part, "ab") as f:
+            f.write(data[len(data) // 2 :])
+        part.rename(folder / "take1.mp4")
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        err.close()
+    log = (tmp_path / "watch.log").read_text()
+    assert proc.returncode == 0, log[-3000:]
+    got = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    assert got["video_id"].tolist() == ["take1"] and got["path"].iloc[0] == str(folder / "take1.mp4")
+    assert got["label_pred"].iloc[0] in Bundle.load(bundle_dir).classes and got["modalities_used"].iloc[0] == "audio;face"
+
+
+def test_model_cache_reloads_when_a_named_file_changes(tmp_path):
+    from emoflow import warm
+
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"one")
+    cache, built = warm.ModelCache(), []
+    make = lambda: built.append(f.read_bytes()) or len(built)  # noqa: E731
+    assert warm.model("k", {"model": str(f)}, make) == 1  # outside keeping(): always built
+    with warm.keeping(cache):
+        assert warm.model("k", {"model": str(f)}, make) == 2
+        assert warm.model("k", {"model": str(f)}, make) == 2  # kept
+        assert warm.model("k", {"model": str(f)}, make, threads=2) == 3  # other settings: another model
+        os.utime(f, ns=(1, 1))
+        assert warm.model("k", {"model": str(f)}, make) == 4  # the file changed: loaded again
+    assert warm.model("k", {"model": str(f)}, make) == 5 and len(cache) == 3
+
+
 def test_recognizer_api(demo_run, bundle_dir, predicted):
     from emoflow import Recognizer
 

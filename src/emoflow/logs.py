@@ -17,7 +17,7 @@ def setup(name: str, verbose: bool = False) -> logging.Logger:
     return logging.getLogger(name)
 
 
-def progress(iterable, desc: str, total: int | None = None, unit: str = "video"):
+def progress(iterable, desc: str, total: int | None = None, unit: str = "video", disable: bool = False):
     """A tqdm progress bar on stderr; sparse updates when stderr is a log file."""
     interactive = sys.stderr.isatty()
     return tqdm(
@@ -29,4 +29,5 @@ def progress(iterable, desc: str, total: int | None = None, unit: str = "video")
         mininterval=0.5 if interactive else 10.0,
         dynamic_ncols=interactive,
         ascii=not interactive,
+        disable=disable,
     )

@@ -11,7 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
-from emoflow import logs, tables
+from emoflow import logs, tables, warm
 from emoflow.asr.backends import make
 from emoflow.media.audio import read_wav
 from emoflow.storage import read_table, write_rows
@@ -21,7 +21,7 @@ STAGE = "asr"
 
 def run(index: str, wav_dir: str, out: str, skips_out: str, cfg: dict) -> tuple[list[dict], list[dict]]:
     acfg = cfg["asr"]
-    backend = make(acfg["backend"], **acfg["params"])  # loaded once per shard
+    backend = warm.model("asr", acfg, lambda: make(acfg["backend"], **acfg["params"]))  # once per shard (or per predictor)
     rows, skips = [], []
     for r in logs.progress(read_table(index).to_pylist(), "asr"):
         vid = r["video_id"]

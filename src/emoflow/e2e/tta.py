@@ -24,7 +24,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from emoflow import logs, tables
+from emoflow import logs, tables, warm
 from emoflow.e2e.augment import SEED_TRANSFORMS, apply_transform
 from emoflow.features.base import Output, _rows, iter_crops
 from emoflow.features.frame_cnn import FrameCNN
@@ -60,7 +60,7 @@ def run(face_table: str, cfg: dict, inputs: list[str], out: str, threads: int = 
     if params.get("extractor") != "frame_cnn":
         raise ValueError(f"e2e_tta: {face_table} is a {params.get('extractor')!r} feature; the transform cache needs a frame_cnn one")
     transforms = list(cfg.get("transforms") or SEED_TRANSFORMS)
-    ext = TransformedFrameCNN(params, transforms, threads)
+    ext = warm.model("e2e/tta", [params, transforms], lambda: TransformedFrameCNN(params, transforms, threads), threads)
     n = missing = 0
     with AtomicParquetWriter(out, schema(ext.cnn.dim, transforms)) as writer:
         for item in logs.progress(iter_crops(*inputs[:4], margin=cfg.get("crops", {}).get("margin", 0.0)), face_table):

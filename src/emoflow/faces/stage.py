@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from emoflow import logs, tables
+from emoflow import logs, tables, warm
 from emoflow.faces.align import aligned_pair
 from emoflow.faces.detect import MTCNNDetector
 from emoflow.faces.pipeline import detect_and_track_many
@@ -99,7 +99,7 @@ def run(sheet, probe, frames_path, faces_out, videos_out, crops_out, skips_out, 
     hints = load_hints(fcfg["hints"])
     reader = FrameReader(frames_path)
     have_frames = set(reader.video_ids())
-    detector = make_detector(fcfg)  # loaded once per shard
+    detector = warm.model("faces/detector", fcfg, lambda: make_detector(fcfg))  # loaded once per shard (or per predictor)
     video_rows, skips = [], []
 
     def flush(group, faces_w, crops_w):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emoflow import logs, tables
+from emoflow import logs, tables, warm
 from emoflow.features import registry
 from emoflow.storage import AtomicParquetWriter, read_table, write_rows
 
@@ -253,7 +253,8 @@ def run(name: str, cfg: dict, inputs: list[str], out: str, skips_out: str, threa
     """Run the extractor configured as ``features.<name>`` over one shard's inputs."""
     params = cfg["features"][name]
     ent = registry.entry(params["extractor"])
-    ext = registry.load(params["extractor"])(params, threads)  # loaded once per shard
+    # loaded once per shard (per predictor process inside emoflow.warm.keeping)
+    ext = warm.model(f"features/{params['extractor']}", params, lambda: registry.load(params["extractor"])(params, threads), threads)
     items = iter_inputs(ent.input, inputs, cfg)
     stage = f"features/{name}"
     skips, n = [], 0

@@ -12,7 +12,9 @@
 
 ``train`` runs the Snakemake workflow (Snakemake's Python API) and holds no training code of
 its own; the others run :func:`emoflow.predict.cli.predict` (the workflow's own stage code)
-on the bundle the run exported.
+on the bundle the run exported, in this process: a Recognizer loads each detector,
+extractor, classifier and the fusion on first use and keeps them, so later calls only
+compute (``isolated=True``: each stage in its own process per call, as a workflow job).
 """
 
 from __future__ import annotations
@@ -26,17 +28,21 @@ import numpy as np
 
 from emoflow.errors import EmoflowError
 from emoflow.predict.bundle import Bundle
+from emoflow.warm import ModelCache
 
 
 class Recognizer:
     """Emotion recognition from a trained emoflow run (its ``bundle/``)."""
 
     def __init__(self, run: str | os.PathLike, *, threads: int | None = None, timeline: bool = False,
-                 classes: list[str] | None = None, workdir: str | os.PathLike | None = None):  # fmt: skip
+                 classes: list[str] | None = None, workdir: str | os.PathLike | None = None,
+                 isolated: bool = False):  # fmt: skip
         """``run``: a run's results folder (holding ``bundle/``) or a bundle folder.
-        ``timeline``: also predict per-second windows (kept in :attr:`last_result`)."""
+        ``timeline``: also predict per-second windows (kept in :attr:`last_result`).
+        ``isolated``: run the stages as subprocesses (models loaded on every call)."""
         self.bundle = Bundle.load(run, classes=classes)
         self.threads, self.timeline, self.workdir = threads, timeline, workdir
+        self.models = None if isolated else ModelCache()  # the stages' models, loaded once
         self.last_result = None
 
     @property
@@ -125,7 +131,7 @@ class Recognizer:
             enrol = enrol[enrol["speaker"].isin(set(inputs["speaker"]))]
         work = Path(tempfile.mkdtemp(prefix="emoflow-recognize-", dir=self.workdir))
         try:
-            result = predict(self.bundle, inputs, work, self.threads, self.timeline,
+            result = predict(self.bundle, inputs, work, self.threads, self.timeline, models=self.models,
                              enrol=enrol if enrol is not None and "speaker" in inputs and len(enrol) else None)  # fmt: skip
         finally:
             shutil.rmtree(work, ignore_errors=True)

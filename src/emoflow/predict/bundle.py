@@ -43,12 +43,12 @@ import json
 import platform
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from emoflow import __version__, logs
+from emoflow import __version__, logs, warm
 from emoflow.errors import EmoflowError
 from emoflow.storage import atomic_dir, read_table
 
@@ -340,6 +340,8 @@ def _third_party(features: dict, need_asr: bool, e2e: bool = False) -> list[str]
 class Bundle:
     root: Path
     meta: dict
+    #: the encoders and classifiers loaded so far (each once per Bundle; keyed by file stamps)
+    models: warm.ModelCache = field(default_factory=warm.ModelCache, repr=False, compare=False)
 
     @property
     def classes(self) -> list[str]:
@@ -431,25 +433,30 @@ class Bundle:
     def load_encoder(self, experiment: str):
         from emoflow.encode.base import Encoder
 
-        return Encoder.load(self.root / self.experiments[experiment]["encoder"])
+        p = self.root / self.experiments[experiment]["encoder"]
+        return self.models.get(warm.key("encoder", str(p)), lambda: Encoder.load(p))
 
     def load_classifier(self, experiment: str):
         """(kind, model): ``("sklearn", estimator)``, ``("torch", SequenceClassifier)`` or
         ``("e2e", (ensemble members, the model file's meta))`` (:func:`emoflow.e2e.model.load`,
-        tensors and plain data only)."""
+        tensors and plain data only); loaded once per Bundle."""
         e = self.experiments[experiment]
         p = self.root / e["model"]
-        if e["model_format"] == "e2e":
-            from emoflow.e2e.model import load as load_e2e
+        return self.models.get(warm.key("classifier", [str(p), e["model_format"]]), lambda: _load_classifier(p, e["model_format"]))
 
-            return "e2e", load_e2e(p)
-        if e["model_format"] == "torch":
-            from emoflow.classify import sequence
 
-            return "torch", sequence.load(p)[0]
-        import skops.io as sio
+def _load_classifier(p: Path, model_format: str):
+    if model_format == "e2e":
+        from emoflow.e2e.model import load as load_e2e
 
-        return "sklearn", sio.load(p, trusted=check_skops(p))
+        return "e2e", load_e2e(p)
+    if model_format == "torch":
+        from emoflow.classify import sequence
+
+        return "torch", sequence.load(p)[0]
+    import skops.io as sio
+
+    return "sklearn", sio.load(p, trusted=check_skops(p))
 
 
 def main(argv=None) -> int:

@@ -2,6 +2,10 @@
 
     emoflow predict clip1.mp4 clip2.mp4 --bundle results/paired_av --out predictions/
     emoflow predict --manifest new.csv --bundle results/paired_av/bundle --out out/ --json
+    emoflow predict --watch recordings/ --bundle results/paired_av --out live/ --no-timeline
+
+All inputs are scored in one process that loads each model once (``--isolated``: each
+stage in its own process, as a workflow job).
 
 Writes to ``--out``:
 
@@ -43,8 +47,11 @@ from emoflow.errors import EmoflowError, MediaError
 from emoflow.predict import pipeline, timeline
 from emoflow.predict.apply import score
 from emoflow.predict.bundle import Bundle
+from emoflow.warm import ModelCache
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+#: what ``--watch`` picks up besides images (other names, e.g. a recorder's ``*.part``, wait)
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp", ".ts"}
 _ID_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -68,8 +75,9 @@ def video_id_of(path: str | os.PathLike, taken: set[str]) -> str:
     return vid
 
 
-def gather(paths: list[str], manifest: str | None = None) -> pd.DataFrame:
-    """Inputs as rows (video_id, path absolute, kind video|image[, label, split]); a missing file is an error."""
+def gather(paths: list[str], manifest: str | None = None, taken: set[str] | None = None) -> pd.DataFrame:
+    """Inputs as rows (video_id, path absolute, kind video|image[, label, split]); a missing file is an error.
+    ``taken``: ids already given (kept unique across calls, e.g. by ``--watch``; updated)."""
     if manifest:
         from emoflow.dataset.manifest import validate_manifest
 
@@ -77,7 +85,7 @@ def gather(paths: list[str], manifest: str | None = None) -> pd.DataFrame:
         keep = [c for c in ("video_id", "path", "label", "split", "speaker") if c in df]
         df = df[keep].copy()
     else:
-        taken: set[str] = set()
+        taken = set() if taken is None else taken
         rows = []
         for p in paths:
             if not Path(p).is_file():
@@ -189,10 +197,13 @@ def enrolment_rows(enrol: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
 
 
 def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | None = None, with_timeline: bool = True,
-            window: float = 2.0, chunk: int = 64, log=None, modalities: set[str] | None = None,
-            enrol: pd.DataFrame | None = None) -> Result:  # fmt: skip
+            window: float = 2.0, chunk: int | None = None, log=None, modalities: set[str] | None = None,
+            enrol: pd.DataFrame | None = None, models: ModelCache | None = None) -> Result:  # fmt: skip
     """Run the stages, the classifiers and the fusion on ``inputs`` (see :func:`gather`).
 
+    ``models``: run the stages warm, in this process, keeping their models there for later
+    calls (:mod:`emoflow.predict.pipeline`); None: each stage in its own subprocess per chunk.
+    ``chunk``: inputs per stage call (default 16 warm, 64 isolated: models load per chunk).
     The stages run chunk by chunk; the classifiers and the fusion then run once over all
     inputs, so a speaker-normalised experiment sees every clip of a speaker (``speaker``
     column; a timeline window belongs to its video's speaker; an input without one is
@@ -217,17 +228,20 @@ def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | Non
     if enrolled:
         erows, _ = plan(enrol, work, False, window, log)
         rows = pd.concat([rows, erows], ignore_index=True)
+    chunk = chunk or (16 if models is not None else 64)
     chunks = [rows.iloc[i : i + chunk] for i in range(0, len(rows), chunk)]
-    n_stages = len(pipeline.stage_commands(bundle, work, threads))
     tables, skips = {}, []
-    bar = logs.progress(None, "predict", total=len(chunks) * n_stages + 1, unit="step")
+    # one bar over the clips (and timeline windows), advanced as each chunk's stages finish;
+    # shown when there is more than one chunk (a lone clip has nothing to show)
+    bar = logs.progress(None, "predict", total=len(rows), unit="clip", disable=len(chunks) < 2)
     try:
         for i, part in enumerate(chunks):
             cw = work / f"chunk{i:04d}"
-            done = pipeline.run_chunk(bundle, part, cw, threads, on_stage=lambda name: (bar.set_postfix_str(name), bar.update()))
+            done = pipeline.run_chunk(bundle, part, cw, threads, on_stage=bar.set_postfix_str, models=models)
             for name, table in done.items():
                 tables.setdefault(name, []).append(table)
             skips.append(pipeline.skipped(cw))
+            bar.update(len(part))
         bar.set_postfix_str("classifiers, fusion")
         ids = rows["video_id"].tolist()
         input_ids = set(inputs["video_id"])
@@ -238,7 +252,6 @@ def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | Non
         reference = [(v.startswith(ENROL_PREFIX) and v not in input_ids) if spk in enrolled else v in input_ids
                      for v, spk in zip(ids, speakers)]  # fmt: skip
         s = score(bundle, tables, ids, modalities, speakers, reference)
-        bar.update()
     finally:
         bar.close()
     used = s.modalities_used(bundle)
@@ -288,8 +301,9 @@ def speakers_of(inputs: pd.DataFrame, wins: pd.DataFrame, ids: list[str]) -> lis
     return [spk[parent.get(v, v)] for v in ids]
 
 
-def write(result: Result, out: Path, classes: list[str], as_json: bool = False, plots: bool = True) -> list[Path]:
-    """Write the outputs (see module doc) atomically; returns the paths written."""
+def write(result: Result, out: Path, classes: list[str], as_json: bool = False, plots: bool | set[str] = True) -> list[Path]:
+    """Write the outputs (see module doc) atomically; returns the paths written.  ``plots``:
+    the timeline plots of every video, none, or of these video ids."""
     import pyarrow as pa
 
     from emoflow.storage import write_table, write_text
@@ -311,6 +325,8 @@ def write(result: Result, out: Path, classes: list[str], as_json: bool = False, 
     written.append(out / "skips.csv")
     if plots:
         for vid, rows in result.timeline.groupby("video_id"):
+            if plots is not True and vid not in plots:
+                continue
             p = out / "timeline" / f"{vid}.png"
             timeline.plot(rows, classes, p, title=f"{vid}: per-second emotion (window-level fusion)")
             written.append(p)
@@ -321,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="emoflow predict", description=__doc__.split("\n\n")[0],
                                  epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     ap.add_argument("inputs", nargs="*", help="video or face-image files")
+    ap.add_argument("--watch", metavar="DIR", help="score the files that appear in DIR, as they appear (a recording session), "
+                    "until interrupted: predictions.csv grows by a row per file; hidden and temporary names (.name, *.tmp, "
+                    "*.part) are ignored until renamed to a video or image name, and a file is read once its size settles")
+    ap.add_argument("--poll", type=float, default=1.0, help="--watch: seconds between looks at DIR (default 1)")
+    ap.add_argument("--stop-after", type=int, metavar="N", help="--watch: stop after N files (default: run until interrupted)")
+    ap.add_argument("--isolated", action="store_true", help="run each stage in its own process per chunk, as a workflow "
+                    "job (slower: models load every chunk); default: one process, each model loaded once")
     ap.add_argument("--bundle", required=True, help="a run's bundle folder, or the run's results folder holding bundle/")
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--manifest", help="CSV/TSV with video_id,path (instead of files; label, split and speaker columns are "
@@ -334,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-timeline", action="store_true", help="skip the per-second timeline (about halves the time)")
     ap.add_argument("--window", type=float, default=2.0, help="timeline window length in seconds (default 2)")
     ap.add_argument("--threads", type=int, help="threads per stage (default: the run's; other counts change floats slightly)")
-    ap.add_argument("--chunk", type=int, default=64, help="inputs per stage run (models load once per chunk)")
+    ap.add_argument("--chunk", type=int, help="inputs per stage run (default 16; 64 with --isolated, where models load per chunk)")
     ap.add_argument("--classes", help="comma-separated class list the bundle must predict (refuse otherwise)")
     ap.add_argument("--work", help="keep the intermediate tables in this folder (default: a temporary folder, removed)")
     ap.add_argument("--modalities", help="comma-separated modalities to predict from (e.g. face for footage whose sound "
@@ -374,11 +397,68 @@ def apply_detection_overrides(bundle: Bundle, items: list[str], log) -> None:
         bundle.stages[stage][name] = value
 
 
+def ready_files(folder: Path, seen: set[Path], stamps: dict[Path, tuple]) -> list[Path]:
+    """The files of ``folder`` ``--watch`` scores now: a video or image name (not hidden, not
+    a temporary name), not scored yet, non-empty, and of the same size and time as at the last
+    look (``stamps``, updated), so a file still being written waits."""
+    ready = []
+    for p in sorted(folder.iterdir()):
+        if p in seen or p.name.startswith(".") or p.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES or not p.is_file():
+            continue
+        st = p.stat()
+        stamp = (st.st_size, st.st_mtime_ns)
+        if st.st_size and stamps.get(p) == stamp:
+            ready.append(p)
+        stamps[p] = stamp
+    return ready
+
+
+def watch(bundle: Bundle, folder: Path, out: Path, args, log, modalities, enrol, models: ModelCache | None) -> int:
+    """``--watch``: score each file as it appears in ``folder``; returns the number scored."""
+    if not folder.is_dir():
+        raise EmoflowError(f"--watch {folder}: no such folder")
+    taken: set[str] = set()
+    seen: set[Path] = set()
+    stamps: dict[Path, tuple] = {}
+    done: list[Result] = []
+    log.info("watching %s (every %.1f s; Ctrl-C stops); predictions go to %s", folder, args.poll, out / "predictions.csv")
+    try:
+        while not (args.stop_after and len(seen) >= args.stop_after):
+            new = ready_files(folder, seen, stamps)[: (args.stop_after - len(seen)) if args.stop_after else None]
+            if not new:
+                time.sleep(args.poll)
+                continue
+            seen.update(new)
+            inputs = gather([str(p) for p in new], taken=taken)
+            if args.speaker:
+                inputs["speaker"] = args.speaker
+            work = Path(tempfile.mkdtemp(prefix="emoflow-watch-"))
+            try:
+                res = predict(bundle, inputs, work, args.threads, not args.no_timeline, args.window, args.chunk, log,
+                              modalities, enrol, models)  # fmt: skip
+            except EmoflowError as exc:  # one bad file never stops the session
+                log.error("%s: %s", ", ".join(p.name for p in new), exc)
+                continue
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            done.append(res)
+            merged = Result(*(pd.concat([getattr(r, f) for r in done], ignore_index=True)
+                              for f in ("videos", "experiments", "timeline", "skips")))  # fmt: skip
+            write(merged, out, bundle.classes, args.json, plots=set(res.videos["video_id"]))
+            for r in res.videos.itertuples(index=False):
+                log.info("%s: %s (%s)", Path(r.path).name, r.label_pred or "no prediction", r.modalities_used or r.note)
+    except KeyboardInterrupt:
+        log.info("stopped")
+    return len(seen)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     log = logs.setup("emoflow.predict")
     t0 = time.time()
     try:
+        if args.watch and (args.inputs or args.manifest):
+            raise EmoflowError("--watch scores the files of a folder: give no input files or --manifest with it")
         bundle = Bundle.load(args.bundle, classes=args.classes.split(",") if args.classes else None)
         apply_detection_overrides(bundle, args.detect, log)
         modalities = None
@@ -387,16 +467,21 @@ def main(argv=None) -> int:
             unknown = modalities - set(bundle.modalities())
             if unknown or not modalities:
                 raise EmoflowError(f"--modalities {args.modalities!r}: this bundle's modalities are {', '.join(bundle.modalities())}")
+        if args.speaker and args.manifest:
+            raise EmoflowError("--speaker is for inputs given as files; a manifest has a speaker column")
+        enrol = gather_enrolment(args.enrol, args.speaker) if args.enrol else None
+        models = None if args.isolated else ModelCache()
+        if args.watch:
+            n = watch(bundle, Path(args.watch), Path(args.out), args, log, modalities, enrol, models)
+            log.info("%d files scored in %.1f s", n, time.time() - t0)
+            return 0
         inputs = gather(args.inputs, args.manifest)
         if args.speaker:
-            if args.manifest:
-                raise EmoflowError("--speaker is for inputs given as files; a manifest has a speaker column")
             inputs["speaker"] = args.speaker
-        enrol = gather_enrolment(args.enrol, args.speaker) if args.enrol else None
         work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="emoflow-predict-"))
         try:
             result = predict(bundle, inputs, work, args.threads, not args.no_timeline, args.window, args.chunk, log, modalities,
-                             enrol)  # fmt: skip
+                             enrol, models)  # fmt: skip
         finally:
             if not args.work:
                 shutil.rmtree(work, ignore_errors=True)
