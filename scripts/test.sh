@@ -7,7 +7,8 @@
 #      scripts/ci_slurm.sh), its outputs compared with the local run's (floats within 1e-6)
 #   5. the conda envs as far as no conda allows (scripts/check_envs.py): each env's pip layer
 #      in a clean venv, its rules' imports and one real job on the demo run's data
-# Run after scripts/setup.sh. Environment: EMOFLOW_VENV (default .venv), EMOFLOW_CI_SLURM=0
+# Run after scripts/setup.sh. Environment: EMOFLOW_VENV (default .venv), EMOFLOW_TEST_WORKERS
+# (pytest workers, default 2; 0 = none), EMOFLOW_CI_SLURM=0
 # skips step 4 (it needs root or sudo to start the SLURM daemons).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,8 +59,10 @@ envs_rc=$?
 set -e
 
 step "pytest"
+# two workers, each test file on one of them (module fixtures run once): the one extra demo
+# run of tests/test_interrupt.py overlaps the other files instead of following them
 set +e
-python -m pytest -q "$@"
+python -m pytest -q -n "${EMOFLOW_TEST_WORKERS:-2}" --dist loadfile "$@"
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi
