@@ -250,7 +250,7 @@ def test_predict_reproduces_the_workflows_test_predictions(demo_run, bundle_dir,
     assert (got.loc[ids, "label_pred"].to_numpy() == np.array(b.classes)[fused.loc[ids, cols].to_numpy().argmax(1)]).all()
     # every test clip has every feature: the modalities of all the experiments the fusion uses
     # (the chosen method decides which: stacking reads them all, a weighted search may drop some)
-    modalities = sorted({e["modality"] for e in b.experiments.values()})
+    modalities = sorted({m for e in b.experiments.values() for m in e["modality"].split("+")})  # e2e: "audio+face"
     assert {"audio", "face"} <= set(modalities)
     assert set(got.loc[ids, "modalities_used"]) == {";".join(modalities)}
     exp = pd.read_parquet(out / "experiments.parquet")

@@ -130,7 +130,7 @@ def evaluate(splits: str, reports: list[str], models: list[str], predictions: li
     fused_of = {Path(p).stem: p for p in fused}
     for path in fusion:
         group, choice = Path(path).stem, json.loads(Path(path).read_text())
-        mods = sorted({run.experiments[n]["modality"] for n in choice["models"]})
+        mods = sorted({m for n in choice["models"] for m in run.experiments[n]["modality"].split("+")})  # e2e: "audio+face"
         key = f"fusion:{group}"
         systems[key] = {"kind": "fusion", "modality": "+".join(mods), "method": choice["method"]}
         for d in DEPLOYMENTS:
