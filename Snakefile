@@ -26,6 +26,7 @@ include: "rules/e2e.smk"
 include: "rules/fusion.smk"
 include: "rules/report.smk"
 include: "rules/bundle.smk"
+include: "rules/robustness.smk"
 
 
 rule all:
@@ -34,3 +35,4 @@ rule all:
         targets(),
         bundle_targets(),
         deployment_targets(),
+        robustness_targets(),

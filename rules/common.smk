@@ -296,6 +296,30 @@ def train_images(wildcards):
     return [data_path(train["path"])] if train.get("path") else []
 
 
+def _targets(name):
+    return (FEATURES[name].get("training") or {}).get("targets", "hard")
+
+
+def train_votes(wildcards):
+    """The FER+ votes a frame CNN learns from (training.targets votes / uncertainty)."""
+    if _targets(wildcards.name) == "hard":
+        return []
+    votes = (FEATURES[wildcards.name].get("training") or {}).get("votes")
+    return [data_path(votes or "{data_root}/ferplus/ferplus_votes.parquet")]
+
+
+def frame_cnn_fit_config(wildcards):
+    """A frame_cnn entry for its fit; label-distribution targets get the FER+ -> FER2013
+    class map (hard-label entries are passed exactly as before)."""
+    entry = {**FEATURES[wildcards.name], "data_root": CFG["data_root"]}
+    if _targets(wildcards.name) != "hard":
+        entry["training"] = {
+            **entry["training"],
+            "label_map": labels.label_map(CFG, "ferplus8", "fer2013"),
+        }
+    return json.dumps(entry, sort_keys=True)
+
+
 def init_checkpoint(wildcards):
     """A user checkpoint a fitted model starts from (editing it reruns the fit)."""
     init = FEATURES[wildcards.name].get("init")

@@ -72,6 +72,7 @@ rule fit_frame_cnn:
         crops=train_crops,
         images=train_images,
         init=init_checkpoint,
+        votes=train_votes,
         code=code("emoflow.features.frame_cnn"),
     output:
         meta=f"{OUT}/models/frame_cnn/{{name}}.json",
@@ -84,9 +85,7 @@ rule fit_frame_cnn:
     resources:
         gpu=GPU,
     params:
-        cfg=lambda w: json.dumps(
-            {**FEATURES[w.name], "data_root": CFG["data_root"]}, sort_keys=True
-        ),
+        cfg=frame_cnn_fit_config,
         classes=json.dumps(labels.classes(CFG)),
         resume=lambda w: f"{OUT}/models/frame_cnn/{w.name}.resume",
     shell:

@@ -3,6 +3,9 @@
 ``fer2013``   the FER2013 Parquet of the shared data (columns split, label, pixels): a
               stratified ``val_fraction`` of ``train`` is the validation part; the
               ``public_test`` split is returned separately and used once, for the final figure.
+              ``max_train`` / ``max_val`` keep a fixed stratified random subset (seeded) of
+              the training / held-out part, for small experiment grids; the images' rows in
+              the Parquet travel along (``*_rows``), e.g. to join the FER+ votes.
 ``folder``    an image-folder tree ``<root>/<class>/*.{png,jpg,jpeg,bmp}`` (optionally
               ``<root>/train/<class>`` and ``<root>/val/<class>``; without ``val`` a
               stratified part of ``train`` is held out).  Class names are the folder names.
@@ -36,6 +39,9 @@ class ImageSet:
     test_x: np.ndarray | None = None  # a final test part (FER2013 public_test), used once
     test_y: np.ndarray | None = None
     source: str = ""
+    train_rows: np.ndarray | None = None  # the images' rows in the source table (fer2013)
+    val_rows: np.ndarray | None = None
+    test_rows: np.ndarray | None = None
 
     def counts(self) -> dict:
         return {"train": int(len(self.train_y)), "val": int(len(self.val_y)), "test": int(0 if self.test_y is None else len(self.test_y))}
@@ -59,7 +65,16 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
 FER2013_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
-def fer2013(path: str, val_fraction: float = 0.1, seed: int = 0, size: int = 48) -> ImageSet:
+def _subset(rows: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """A stratified random subset of ``n`` of ``rows`` (all when n is None or larger), in order."""
+    if not n or n >= len(rows):
+        return rows
+    keep, _ = stratified_split(y, 1.0 - n / len(rows), seed)
+    return rows[keep]
+
+
+def fer2013(path: str, val_fraction: float = 0.1, seed: int = 0, size: int = 48, max_train: int | None = None,
+            max_val: int | None = None) -> ImageSet:  # fmt: skip
     import pyarrow.parquet as pq
 
     p = Path(path)
@@ -85,9 +100,11 @@ def fer2013(path: str, val_fraction: float = 0.1, seed: int = 0, size: int = 48)
     if len(tr) == 0:
         raise EmoflowError(f"{path}: no rows with split 'train'")
     keep, held = stratified_split(y[tr], val_fraction, seed)
+    fit_rows, val_rows = _subset(tr[keep], y[tr[keep]], max_train, seed), _subset(tr[held], y[tr[held]], max_val, seed)
     return ImageSet(
-        FER2013_CLASSES, x[tr[keep]], y[tr[keep]], x[tr[held]], y[tr[held]],
+        FER2013_CLASSES, x[fit_rows], y[fit_rows], x[val_rows], y[val_rows],
         test_x=x[te] if len(te) else None, test_y=y[te] if len(te) else None, source=f"fer2013:{path}",
+        train_rows=fit_rows, val_rows=val_rows, test_rows=te if len(te) else None,
     )  # fmt: skip
 
 
@@ -194,7 +211,7 @@ def load(train: dict, *, manifest: str, crop_inputs: list[str], classes: list[st
     source = train.get("source", "crops")
     frac = float(train.get("val_fraction", 0.1))
     if source == "fer2013":
-        return fer2013(train["path"], frac, seed, size)
+        return fer2013(train["path"], frac, seed, size, train.get("max_train"), train.get("max_val"))
     if source == "folder":
         return image_folder(train["path"], size, frac, seed)
     if source == "crops":

@@ -19,6 +19,16 @@ Parameters (config entry): ``arch`` (vgg | resnet), ``net`` (widths, ...), ``siz
 (optimiser and augmentation settings, see :data:`emoflow.nets.train.DEFAULTS`), ``init``,
 ``seed``, ``layers``, ``probs``, ``batch_size``, ``device``, ``framing``.
 
+``training.targets`` (default ``hard``) chooses what the network learns from
+(:mod:`emoflow.nets.ldl`): ``hard`` labels, the FER+ ``votes`` distributions, or
+``uncertainty``-aware label distributions (settings under ``training.uncertainty``);
+the last two need ``train.source: fer2013`` and read ``training.votes`` (default
+``{data_root}/ferplus/ferplus_votes.parquet``), mapped to the label space by the config's
+``label_maps.ferplus8.<space>`` (the rule passes it).  Only the training changes: the
+fitted network is the same kind of ``frame_cnn`` model, for the extractor, experiments,
+fusion, the bundle and ``emoflow predict`` alike.  The epoch is still chosen by accuracy on
+the held-out part of the training data.
+
 ``framing: {crop, center_y}`` (default none: the aligned grey crop as it is) shows the
 network the central ``crop`` fraction of the aligned colour crop, centred at ``center_y``
 of its height (:func:`emoflow.features.face_images.central_crop`), for a network trained
@@ -37,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emoflow.errors import EmoflowError
 from emoflow.features.base import Extractor, Output
 from emoflow.nets.common import load_matching
 
@@ -104,9 +115,17 @@ class FrameCNN(Extractor):
         return Output(np.concatenate(out), clip.times, clip.frames)
 
 
+VOTES_DEFAULT = "{data_root}/ferplus/ferplus_votes.parquet"
+
+
 def fit(manifest: str, out: str, crop_inputs: list[str], params: dict, classes: list[str], resume: str | None = None,
-        threads: int = 1, log=None) -> dict:  # fmt: skip
-    """Train per ``params`` (a frame_cnn config entry); write ``out`` (.json) and its .pt."""
+        threads: int = 1, log=None, label_noise: dict | None = None, faces_out: str | None = None) -> dict:  # fmt: skip
+    """Train per ``params`` (a frame_cnn config entry); write ``out`` (.json) and its .pt.
+
+    ``label_noise`` ``{rate, seed}`` flips that fraction of the training labels (training
+    and held-out part alike, :func:`emoflow.robustness.noise.flip_labels`) before training;
+    ``faces_out`` (Parquet) keeps, per training face, its row in the FER2013 table, its true and given label,
+    whether it was flipped and its learned λ (uncertainty targets; else null)."""
     import time
 
     import torch
@@ -122,13 +141,26 @@ def fit(manifest: str, out: str, crop_inputs: list[str], params: dict, classes: 
     t0 = time.time()
     data = face_images.load(p["train"] or {}, manifest=manifest, crop_inputs=crop_inputs, classes=classes, size=p["size"], seed=p["seed"])
     log.info("%s: %s images (%d classes)", data.source, data.counts(), len(data.classes))
+    true_train_y = data.train_y
+    flipped = np.zeros(len(data.train_y), bool)
+    if label_noise and float(label_noise.get("rate", 0)):
+        from emoflow.robustness.noise import flip_labels
+
+        rate, nseed = float(label_noise["rate"]), int(label_noise.get("seed", 0))
+        data.train_y, flipped = flip_labels(data.train_y, rate, len(data.classes), nseed)
+        data.val_y, _ = flip_labels(data.val_y, rate, len(data.classes), nseed + 1)
+        log.info("label noise: %d of %d training labels flipped (rate %.2f, seed %d)", flipped.sum(), len(flipped), rate, nseed)
     device = pick_device(p["device"])
     model = build(p["arch"], len(data.classes), size=p["size"], **p["net"])
     if p["init"]:
         load_matching(model, p["init"], log.info)
     mean, std = float(data.train_x.mean() / 255.0), float(data.train_x.std() / 255.0 + 1e-6)
     tcfg = {**p["training"], "epochs": p["epochs"], "seed": p["seed"]}
-    res = trainer.fit(model, data.train_x, data.train_y, data.val_x, data.val_y, tcfg, device, mean, std, resume, data.val_groups)
+    if label_noise:
+        tcfg["label_noise"] = {"rate": float(label_noise.get("rate", 0)), "seed": int(label_noise.get("seed", 0))}
+    objective = _objective(p, data, model, tcfg, log)
+    res = trainer.fit(model, data.train_x, data.train_y, data.val_x, data.val_y, tcfg, device, mean, std, resume, data.val_groups,
+                      objective=objective)  # fmt: skip
     log.info("best epoch %d: validation accuracy %.4f (%.0f s)", res.best_epoch, res.best_val_acc, res.seconds)
     meta = {
         "arch": p["arch"], "net": p["net"], "size": p["size"], "classes": data.classes, "mean": mean, "std": std,
@@ -136,7 +168,10 @@ def fit(manifest: str, out: str, crop_inputs: list[str], params: dict, classes: 
         "val_scored_per": "video" if data.val_groups is not None else "image", "chance": 1.0 / len(data.classes),
         "epochs": p["epochs"], "resumed_from_epoch": res.resumed_from, "train_seconds": round(res.seconds, 1),
         "history": res.history, "training": {**trainer.DEFAULTS, **tcfg}, "device": str(device), "threads": threads,
+        "targets": tcfg.get("targets", "hard"),
     }  # fmt: skip
+    if faces_out:
+        _write_faces(faces_out, data, true_train_y, flipped, objective)
     if data.test_x is not None and len(data.test_x):
         for tta in (False, True):
             probs = trainer.predict(model, data.test_x, mean, std, device, flip_tta=tta)
@@ -151,6 +186,75 @@ def fit(manifest: str, out: str, crop_inputs: list[str], params: dict, classes: 
         torch.save({"state_dict": model.state_dict()}, tmp)
     write_text(outp, json.dumps(meta, indent=1) + "\n")
     return meta
+
+
+def _objective(p: dict, data, model, tcfg: dict, log):
+    """The training objective of ``training.targets`` (None: hard labels, the loop's own)."""
+    from emoflow.nets import ldl
+
+    targets = tcfg.get("targets", "hard")
+    if targets == "hard":
+        return None
+    if data.train_rows is None or not (p.get("train") or {}).get("source") == "fer2013":
+        raise EmoflowError(f"training.targets {targets}: needs train.source fer2013 (the FER+ votes are per FER2013 face)")
+    counts = None
+    u = {**ldl.UNCERTAINTY_DEFAULTS, **(tcfg.get("uncertainty") or {})}
+    if targets == "votes" or u["aux"] == "va":
+        if targets == "votes" and not tcfg.get("label_map"):
+            raise EmoflowError("training.targets votes: no FER+ -> label space map (label_maps.ferplus8.<space>)")
+        counts, _ = ldl.read_votes(tcfg.get("votes") or VOTES_DEFAULT, p["train"]["path"])
+        counts = counts[data.train_rows]
+    aux_features = None
+    if targets == "uncertainty" and u["aux"] == "features":
+        if not u["aux_model"]:
+            raise EmoflowError("training.uncertainty.aux features: set uncertainty.aux_model (a fitted frame_cnn JSON)")
+        aux_features = _frozen_features(u["aux_model"], data.train_x)
+    layer = DEFAULT_LAYER[p["arch"]]
+    return ldl.build_objective(
+        targets, labels=data.train_y, classes=data.classes, counts=counts, layer=layer, feat_dim=model.dims[layer],
+        batch_size=int(tcfg.get("batch_size") or 128), cfg=tcfg, aux_features=aux_features, log=log.info,
+    )  # fmt: skip
+
+
+def _frozen_features(meta_path: str, images: np.ndarray) -> np.ndarray:
+    """Bottleneck features of ``images`` under an already fitted frame CNN (its JSON)."""
+    import torch
+
+    from emoflow.nets.common import batches
+    from emoflow.nets.frame import build
+    from emoflow.nets.train import to_tensor
+
+    mp = Path(meta_path)
+    if not mp.is_file():
+        raise EmoflowError(f"{meta_path}: frame CNN fit not found (uncertainty.aux_model)")
+    meta = json.loads(mp.read_text())
+    net = build(meta["arch"], len(meta["classes"]), size=meta["size"], **meta["net"])
+    net.load_state_dict(torch.load(mp.with_suffix(".pt"), map_location="cpu", weights_only=True)["state_dict"])
+    net.eval()
+    layer = DEFAULT_LAYER[meta["arch"]]
+    out = []
+    with torch.no_grad():
+        for s in batches(len(images), 512):
+            out.append(net.features(to_tensor(images[s], meta["mean"], meta["std"], torch.device("cpu")), (layer,))[layer].numpy())
+    return np.concatenate(out)
+
+
+def _write_faces(path: str, data, true_y: np.ndarray, flipped: np.ndarray, objective) -> None:
+    import pyarrow as pa
+
+    from emoflow.storage import write_table
+
+    lam = None
+    if hasattr(objective, "lam"):  # learned λ; null for faces without neighbours (their λ is fixed at 1)
+        lam = [float(v) if h else None for v, h in zip(objective.lam(), objective.has.cpu().numpy())]
+    rows = data.train_rows if data.train_rows is not None else np.arange(len(true_y))
+    table = pa.table({
+        "row": pa.array(rows, pa.int64()), "label": pa.array(true_y, pa.int64()), "given": pa.array(data.train_y, pa.int64()),
+        "flipped": pa.array(flipped, pa.bool_()),
+        "lam": pa.array(lam if lam is not None else [None] * len(true_y), pa.float32()),
+    })  # fmt: skip
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_table(table, path)
 
 
 def main(argv=None) -> int:
@@ -175,6 +279,13 @@ def main(argv=None) -> int:
     for key in ("init",):
         if params.get(key):
             params[key] = params[key].replace("{data_root}", root)
+    training = params.get("training") or {}
+    if training.get("targets", "hard") != "hard":
+        training = {**training, "votes": (training.get("votes") or VOTES_DEFAULT).replace("{data_root}", root)}
+        u = training.get("uncertainty") or {}
+        if u.get("aux_model"):
+            training["uncertainty"] = {**u, "aux_model": u["aux_model"].replace("{data_root}", root)}
+        params["training"] = training
     if (params.get("train") or {}).get("path"):
         params["train"] = {**params["train"], "path": params["train"]["path"].replace("{data_root}", root)}
     try:

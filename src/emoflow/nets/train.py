@@ -16,6 +16,13 @@ On a CPU with bfloat16 support, ``precision: bf16`` runs the forward pass under 
 (about 2x faster for these small CNNs); ``fp32`` is exact.  The loop takes any module
 whose ``forward`` maps a (N, C, H, W) float batch to logits, so later models (triplet
 embeddings, label distributions, multimodal nets) can reuse it with another ``loss``.
+
+``objective`` swaps the loss: an object with the methods of :class:`Objective` (e.g. the
+label-distribution targets of :mod:`emoflow.nets.ldl`) that may read a named feature layer,
+add its own parameters to the optimiser, refresh caches at the start of every epoch, step
+optimisers of its own after every batch and carry state across a resume.  Without one the
+loss is cross-entropy on the hard labels, exactly as before.  Epochs are chosen on the
+validation part's hard labels in both cases.
 """
 
 from __future__ import annotations
@@ -109,6 +116,44 @@ def augment(x: torch.Tensor, cfg: dict, gen: torch.Generator) -> torch.Tensor:
     return x.clamp(0.0, 1.0)
 
 
+class Objective:
+    """The interface :func:`fit` calls for a loss other than hard-label cross-entropy.
+
+    ``layer``: a feature layer of the network the loss reads (``None``: logits only).
+    ``loss(logits, feats, idx, y)``: the batch loss; ``idx`` are the batch's rows of the
+    training arrays (sorted), ``y`` their hard labels (a tensor).
+    """
+
+    layer: str | None = None
+
+    def trainable(self) -> list:  # parameters the main optimiser also trains
+        return []
+
+    def to(self, device):
+        return self
+
+    def begin_epoch(self, model, train_x, mean, std, device, precision, epoch: int = 0) -> None:  # epoch: 0-based
+        pass
+
+    def loss(self, logits, feats, idx, y):
+        raise NotImplementedError
+
+    def zero_grad(self) -> None:
+        pass
+
+    def step(self) -> None:  # after the main optimiser's step
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def digest(self) -> str:  # what the objective trains on (settings, targets, code)
+        return ""
+
+
 def _autocast(device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
@@ -167,17 +212,24 @@ def data_digest(cfg: dict, *arrays, extra=None) -> str:
 
 
 def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, cfg: dict, device,
-        mean: float, std: float, resume_dir: str | None = None, val_groups: np.ndarray | None = None) -> Result:  # fmt: skip
+        mean: float, std: float, resume_dir: str | None = None, val_groups: np.ndarray | None = None,
+        objective: Objective | None = None) -> Result:  # fmt: skip
     """Train ``model`` in place; on return it holds the best validation epoch's weights.
 
     ``val_groups`` (one id per validation image, e.g. its video) scores the validation
     part per group: probabilities averaged over a group's images, as the videos are judged.
+    ``objective`` (:class:`Objective`) replaces hard-label cross-entropy; it is left as
+    trained at the last epoch run (e.g. its learned per-face weights).
     """
     cfg = {**DEFAULTS, **cfg, "augment": {**DEFAULTS["augment"], **(cfg.get("augment") or {})}}
     if cfg["precision"] == "auto":
         cfg["precision"] = "bf16" if bf16_supported(device) else "fp32"
     model.to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True, weight_decay=cfg["weight_decay"])
+    params = list(model.parameters())
+    if objective is not None:
+        objective.to(device)
+        params += list(objective.trainable())
+    opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True, weight_decay=cfg["weight_decay"])
     steps = math.ceil(len(train_x) / cfg["batch_size"])
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=max(1, cfg["epochs"] * steps), pct_start=0.2)
     gen = torch.Generator().manual_seed(cfg["seed"])
@@ -192,7 +244,8 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
         h0 = v.detach().cpu().contiguous()
         start.update(k.encode() + str(h0.dtype).encode() + h0.view(-1).view(torch.uint8).numpy().tobytes())
     digest = data_digest({k: v for k, v in cfg.items() if k != "patience"}, train_x, train_y, val_x, val_y, val_groups,
-                         extra=[code_digest(type(model)), start.hexdigest(), float(mean), float(std)])  # fmt: skip
+                         extra=[code_digest(type(model)), start.hexdigest(), float(mean), float(std),
+                                *([objective.digest()] if objective is not None else [])])  # fmt: skip
     if ckpt and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=True)  # tensors and plain data only
         if state.get("digest") == digest:
@@ -202,6 +255,8 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
             gen.set_state(state["gen"])
             if "torch_rng" in state:  # dropout draws from the global generator (older checkpoints lack it)
                 torch.set_rng_state(state["torch_rng"])
+            if objective is not None:
+                objective.load_state_dict(state.get("objective") or {})
             best_state, start_epoch = state["best_state"], state["epoch"]
             result.best_epoch, result.best_val_acc, result.history = state["best_epoch"], state["best_val_acc"], state["history"]
             result.resumed_from = start_epoch
@@ -211,6 +266,8 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
     t0 = time.time()
     waited = 0
     for epoch in range(start_epoch, cfg["epochs"]):
+        if objective is not None:
+            objective.begin_epoch(model, train_x, mean, std, device, cfg["precision"], epoch)
         model.train()
         order = torch.randperm(len(train_x), generator=gen).numpy()
         total, correct, loss_sum = 0, 0, 0.0
@@ -221,12 +278,22 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
                 continue
             x = (augment(to_unit(train_x[idx], device), cfg["augment"], gen) - mean) / std
             y = torch.from_numpy(np.asarray(train_y[idx], np.int64)).to(device)
-            with _autocast(device, cfg["precision"]):
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg["label_smoothing"])
+            if objective is None:
+                with _autocast(device, cfg["precision"]):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg["label_smoothing"])
+            else:
+                with _autocast(device, cfg["precision"]):
+                    out = model.features(x, (objective.layer, "logits")) if objective.layer else {"logits": model(x)}
+                logits = out["logits"]
+                feats = out[objective.layer].float() if objective.layer else None
+                loss = objective.loss(logits.float(), feats, idx, y)
+                objective.zero_grad()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if objective is not None:
+                objective.step()
             sched.step()
             total += len(idx)
             correct += int((logits.argmax(1) == y).sum())
@@ -247,6 +314,7 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"digest": digest, "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
                         "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "best_state": best_state, "epoch": epoch + 1, "best_epoch": result.best_epoch,
+                        "objective": objective.state_dict() if objective is not None else {},
                         "best_val_acc": result.best_val_acc, "history": result.history}, tmp)  # fmt: skip
             tmp.replace(ckpt)
         if cfg["patience"] and waited >= cfg["patience"]:
