@@ -32,8 +32,13 @@ def main(argv=None) -> int:
     models = [p.removesuffix(".json") + ".model" for p in reports]
     preds = [str(r / "predictions" / args.part / (Path(p).stem + ".parquet")) for p in reports]
     encoders = sorted(str(p) for p in (r / "models" / "encode" / args.part).glob("*.npz"))
-    feats = {json.loads(Path(p).read_text())["feature"] for p in reports}
+    docs = [json.loads(Path(p).read_text()) for p in reports]
+    # an e2e network reads its branches' tables (and its face transform cache) instead of one feature
+    feats = {d["feature"] for d in docs if d.get("model_format") != "e2e"}
+    feats |= {t for d in docs if d.get("model_format") == "e2e" for k, t in d["features"].items() if t and k != "tta"}
     features = sorted(str(p) for f in feats for p in (r / "features" / f).glob("*.parquet"))
+    features += sorted(str(p) for d in docs if d.get("model_format") == "e2e" and d["features"].get("tta")
+                       for p in (r / "e2e" / "tta" / d["features"]["tta"]).glob("*.parquet"))  # fmt: skip
     fusion = sorted(str(p) for p in (r / "fusion" / args.part).glob("*.json"))
     fused = [p.removesuffix(".json") + ".parquet" for p in fusion]
     out_json = Path(args.out)
