@@ -216,20 +216,30 @@ def _objective(p: dict, data, model, tcfg: dict, log):
     )  # fmt: skip
 
 
+def load_fitted(meta_path: str, what: str = "frame CNN fit"):
+    """(network on the CPU, its metadata) of a fitted frame CNN: its JSON and the ``.pt``
+    beside it (tensors only)."""
+    import torch
+
+    from emoflow.nets.frame import build
+
+    mp = Path(meta_path)
+    if not mp.is_file():
+        raise EmoflowError(f"{meta_path}: {what} not found")
+    meta = json.loads(mp.read_text())
+    net = build(meta["arch"], len(meta["classes"]), size=meta["size"], **meta["net"])
+    net.load_state_dict(torch.load(mp.with_suffix(".pt"), map_location="cpu", weights_only=True)["state_dict"])
+    return net, meta
+
+
 def _frozen_features(meta_path: str, images: np.ndarray) -> np.ndarray:
     """Bottleneck features of ``images`` under an already fitted frame CNN (its JSON)."""
     import torch
 
     from emoflow.nets.common import batches
-    from emoflow.nets.frame import build
     from emoflow.nets.train import to_tensor
 
-    mp = Path(meta_path)
-    if not mp.is_file():
-        raise EmoflowError(f"{meta_path}: frame CNN fit not found (uncertainty.aux_model)")
-    meta = json.loads(mp.read_text())
-    net = build(meta["arch"], len(meta["classes"]), size=meta["size"], **meta["net"])
-    net.load_state_dict(torch.load(mp.with_suffix(".pt"), map_location="cpu", weights_only=True)["state_dict"])
+    net, meta = load_fitted(meta_path, "frame CNN fit (uncertainty.aux_model)")
     net.eval()
     layer = DEFAULT_LAYER[meta["arch"]]
     out = []

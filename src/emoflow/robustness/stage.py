@@ -20,7 +20,6 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -55,28 +54,15 @@ def load_public_test(fer_path: str, votes_path: str, label_map: dict, limit: int
     return TestSet(data.classes, data.test_x[sl], data.test_y[sl], dist[sl], has[sl], maj[sl])
 
 
-def _load_model(meta_path: str):
-    import torch
-
-    from emoflow.nets.frame import build
-
-    mp = Path(meta_path)
-    if not mp.is_file():
-        raise EmoflowError(f"{meta_path}: frame CNN fit not found")
-    meta = json.loads(mp.read_text())
-    net = build(meta["arch"], len(meta["classes"]), size=meta["size"], **meta["net"])
-    net.load_state_dict(torch.load(mp.with_suffix(".pt"), map_location="cpu", weights_only=True)["state_dict"])
-    return net, meta
-
-
 def score_model(meta_path: str, test: TestSet, occluders=(), faces_path: str | None = None, device: str = "auto") -> dict:
     """Scores of one fitted frame CNN on ``test``: clean, under each occluder, and λ's AUROC."""
+    from emoflow.features.frame_cnn import load_fitted
     from emoflow.nets.common import pick_device
     from emoflow.nets.train import predict
     from emoflow.robustness import metrics
     from emoflow.robustness.occlude import occlude
 
-    net, meta = _load_model(meta_path)
+    net, meta = load_fitted(meta_path)
     if list(meta["classes"]) != list(test.classes):
         raise EmoflowError(f"{meta_path}: classes {meta['classes']} differ from the test set's {test.classes}")
     dev = pick_device(device)
