@@ -42,7 +42,13 @@ def corpus_wer(manifest: pd.DataFrame, transcripts_dir: Path) -> dict:
     for r in rows.itertuples():
         e, n = word_error_rate(ref[r.video_id], r.text)
         edits, words, exact = edits + e, words + n, exact + (e == 0)
-    return {"clips": len(rows), "wer": round(edits / words, 4), "sentence_exact": round(exact / len(rows), 4), "edits": edits, "words": words}
+    return {
+        "clips": len(rows),
+        "wer": round(edits / words, 4),
+        "sentence_exact": round(exact / len(rows), 4),
+        "edits": edits,
+        "words": words,
+    }
 
 
 def main(argv=None) -> int:
@@ -60,7 +66,12 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         sheet = str(tmp / "sheet.parquet")
-        write_sheet(pd.DataFrame({"video_id": sample["video_id"], "path": [str(root / "paired_av" / p) for p in sample["path"]]}), sheet)
+        write_sheet(
+            pd.DataFrame(
+                {"video_id": sample["video_id"], "path": [str(root / "paired_av" / p) for p in sample["path"]]}
+            ),
+            sheet,
+        )
         probe.run(sheet, str(tmp / "p.parquet"), str(tmp / "ps.parquet"), cfg)
         audio.run(sheet, str(tmp / "p.parquet"), str(tmp / "a.parquet"), str(tmp / "wav"), str(tmp / "as.parquet"), cfg)
         index = read_table(tmp / "a.parquet").to_pylist()
@@ -78,8 +89,16 @@ def main(argv=None) -> int:
             for (x, sr), t in zip(signals, texts):
                 ext.extract((x, sr) if ent.input == "audio" else t)
             dt = time.perf_counter() - t0
-            results.append({"extractor": name, "type": params["extractor"], "level": ext.level, "dim": ext.dim,
-                            "load_s": round(t_load, 2), "s_per_audio_min": round(dt / minutes, 3)})  # fmt: skip
+            results.append(
+                {
+                    "extractor": name,
+                    "type": params["extractor"],
+                    "level": ext.level,
+                    "dim": ext.dim,
+                    "load_s": round(t_load, 2),
+                    "s_per_audio_min": round(dt / minutes, 3),
+                }
+            )
         from emoflow.features.tfidf import TfIdf, fit
 
         (tmp / "tfidf.json").write_text(json.dumps(fit(texts, 2000, 2, 1)))
@@ -89,8 +108,16 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         for t in texts:
             ext.extract(t)
-        results.append({"extractor": "text_tfidf", "type": "tfidf", "level": "video", "dim": ext.dim, "load_s": round(t_load, 2),
-                        "s_per_audio_min": round((time.perf_counter() - t0) / minutes, 4)})  # fmt: skip
+        results.append(
+            {
+                "extractor": "text_tfidf",
+                "type": "tfidf",
+                "level": "video",
+                "dim": ext.dim,
+                "load_s": round(t_load, 2),
+                "s_per_audio_min": round((time.perf_counter() - t0) / minutes, 4),
+            }
+        )
         t0 = time.perf_counter()
         asr = make(cfg["asr"]["backend"], **cfg["asr"]["params"])
         t_load = time.perf_counter() - t0
@@ -100,8 +127,17 @@ def main(argv=None) -> int:
             text, _ = asr.transcribe(x, sr)
             e, n = word_error_rate(ref, text)
             edits, words = edits + e, words + n
-        results.append({"extractor": "asr", "type": cfg["asr"]["backend"], "level": "video", "dim": None, "load_s": round(t_load, 2),
-                        "s_per_audio_min": round((time.perf_counter() - t0) / minutes, 3), "sample_wer": round(edits / words, 4)})  # fmt: skip
+        results.append(
+            {
+                "extractor": "asr",
+                "type": cfg["asr"]["backend"],
+                "level": "video",
+                "dim": None,
+                "load_s": round(t_load, 2),
+                "s_per_audio_min": round((time.perf_counter() - t0) / minutes, 3),
+                "sample_wer": round(edits / words, 4),
+            }
+        )
     out = {"clips": len(signals), "audio_minutes": round(minutes, 2), "results": results}
     tdir = Path(args.transcripts)
     if tdir.is_dir() and any(tdir.glob("s*.parquet")):
@@ -112,7 +148,9 @@ def main(argv=None) -> int:
     print("| extractor | type | level | dim | load (s) | s per minute of audio |")
     print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['extractor']} | {r['type']} | {r['level']} | {r['dim'] if r['dim'] is not None else ''} | {r['load_s']} | {r['s_per_audio_min']} |")
+        print(
+            f"| {r['extractor']} | {r['type']} | {r['level']} | {r['dim'] if r['dim'] is not None else ''} | {r['load_s']} | {r['s_per_audio_min']} |"
+        )
     if "paired_av_asr" in out:
         print("paired_av ASR:", out["paired_av_asr"])
     print(f"wrote {args.out}")

@@ -50,17 +50,57 @@ def make_input(path: Path, png: Path, seconds: int, width: int, height: int, fps
     if seconds > 10:
         piece = path.with_name(path.stem + ".piece.mp4")
         make_input(piece, png, 10, width, height, fps)
-        loop = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", str(seconds // 10 - 1), "-i", str(piece), "-c", "copy", str(path)]
+        loop = [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-stream_loop",
+            str(seconds // 10 - 1),
+            "-i",
+            str(piece),
+            "-c",
+            "copy",
+            str(path),
+        ]
         subprocess.run(loop, check=True)
         piece.unlink()
         return time.perf_counter() - t0
     side = height
     zoom = f"scale={side}:{side},zoompan=z='1+0.0005*on':d=1:s={side}x{side}:fps={fps},pad={width}:{height}:{(width - side) // 2}:0"
     cmd = [
-        "ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-loop", "1", "-framerate", str(fps), "-i", str(png),
-        "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=22050", "-t", str(seconds), "-vf", zoom,
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", str(path),
-    ]  # fmt: skip
+        "ffmpeg",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-loop",
+        "1",
+        "-framerate",
+        str(fps),
+        "-i",
+        str(png),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:sample_rate=22050",
+        "-t",
+        str(seconds),
+        "-vf",
+        zoom,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        str(path),
+    ]
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t0
 
@@ -86,22 +126,99 @@ def bench_input(name: str, video: Path, work: Path, cfg: dict) -> dict:
     import pandas as pd
 
     work.mkdir(parents=True, exist_ok=True)
-    p = {k: str(work / f"{k}.parquet") for k in ("sheet", "probe", "probe_skips", "frames", "frames_skips", "audio", "audio_skips",
-                                                  "faces", "videos", "crops", "faces_skips", "egemaps", "egemaps_skips", "hog", "hog_skips")}  # fmt: skip
+    p = {
+        k: str(work / f"{k}.parquet")
+        for k in (
+            "sheet",
+            "probe",
+            "probe_skips",
+            "frames",
+            "frames_skips",
+            "audio",
+            "audio_skips",
+            "faces",
+            "videos",
+            "crops",
+            "faces_skips",
+            "egemaps",
+            "egemaps_skips",
+            "hog",
+            "hog_skips",
+        )
+    }
     write_sheet(pd.DataFrame({"video_id": [name], "path": [str(video)]}), p["sheet"])
     wavs = str(work / "wavs")
-    feature_cfg = {"feature_inputs": cfg["feature_inputs"], "crops": {k: cfg["faces"][k] for k in ("color_size", "grey_size", "margin")}}
+    feature_cfg = {
+        "feature_inputs": cfg["feature_inputs"],
+        "crops": {k: cfg["faces"][k] for k in ("color_size", "grey_size", "margin")},
+    }
     stages = {
-        "probe": ["emoflow.media.probe", p["sheet"], p["probe"], p["probe_skips"], "--config", stage_slice(cfg, "probe")],
-        "frames": ["emoflow.media.frames", p["sheet"], p["probe"], p["frames"], p["frames_skips"], "--config", stage_slice(cfg, "frames"), "--threads", "2"],
-        "audio": ["emoflow.media.audio", p["sheet"], p["probe"], p["audio"], wavs, p["audio_skips"], "--config", stage_slice(cfg, "audio")],
-        "faces": ["emoflow.faces.stage", p["sheet"], p["probe"], p["frames"], p["faces"], p["videos"], p["crops"], p["faces_skips"],
-                  "--config", stage_slice(cfg, "faces"), "--threads", "2"],
-        "features egemaps": ["emoflow.features.base", "egemaps", p["egemaps"], p["egemaps_skips"], p["audio"], wavs,
-                             "--config", json.dumps({"features": {"egemaps": cfg["features"]["egemaps"]}, **feature_cfg})],
-        "features hog": ["emoflow.features.base", "hog", p["hog"], p["hog_skips"], p["sheet"], p["videos"], p["crops"], p["faces"],
-                         "--config", json.dumps({"features": {"hog": cfg["features"]["hog"]}, **feature_cfg})],
-    }  # fmt: skip
+        "probe": [
+            "emoflow.media.probe",
+            p["sheet"],
+            p["probe"],
+            p["probe_skips"],
+            "--config",
+            stage_slice(cfg, "probe"),
+        ],
+        "frames": [
+            "emoflow.media.frames",
+            p["sheet"],
+            p["probe"],
+            p["frames"],
+            p["frames_skips"],
+            "--config",
+            stage_slice(cfg, "frames"),
+            "--threads",
+            "2",
+        ],
+        "audio": [
+            "emoflow.media.audio",
+            p["sheet"],
+            p["probe"],
+            p["audio"],
+            wavs,
+            p["audio_skips"],
+            "--config",
+            stage_slice(cfg, "audio"),
+        ],
+        "faces": [
+            "emoflow.faces.stage",
+            p["sheet"],
+            p["probe"],
+            p["frames"],
+            p["faces"],
+            p["videos"],
+            p["crops"],
+            p["faces_skips"],
+            "--config",
+            stage_slice(cfg, "faces"),
+            "--threads",
+            "2",
+        ],
+        "features egemaps": [
+            "emoflow.features.base",
+            "egemaps",
+            p["egemaps"],
+            p["egemaps_skips"],
+            p["audio"],
+            wavs,
+            "--config",
+            json.dumps({"features": {"egemaps": cfg["features"]["egemaps"]}, **feature_cfg}),
+        ],
+        "features hog": [
+            "emoflow.features.base",
+            "hog",
+            p["hog"],
+            p["hog_skips"],
+            p["sheet"],
+            p["videos"],
+            p["crops"],
+            p["faces"],
+            "--config",
+            json.dumps({"features": {"hog": cfg["features"]["hog"]}, **feature_cfg}),
+        ],
+    }
     out = {"stages": {}}
     for stage, args in stages.items():
         out["stages"][stage] = run_stage(args)
@@ -111,10 +228,16 @@ def bench_input(name: str, video: Path, work: Path, cfg: dict) -> dict:
     arow = read_table(p["audio"]).to_pylist()[0]
     skips = sum(read_table(p[k]).num_rows for k in p if k.endswith("_skips"))
     out["facts"] = {
-        "duration_s": prow["duration_s"], "size": f"{prow['width']}x{prow['height']}", "file_mb": round(video.stat().st_size / 2**20, 2),
-        "sampled_frames": videos["n_frames"], "frames_with_main_face": videos["n_main"], "stored_frame": f"{videos['frame_width']}x{videos['frame_height']}",
-        "frames_table_mb": round(Path(p["frames"]).stat().st_size / 2**20, 2), "audio_s": round(arow["duration_s"], 2), "skips": skips,
-    }  # fmt: skip
+        "duration_s": prow["duration_s"],
+        "size": f"{prow['width']}x{prow['height']}",
+        "file_mb": round(video.stat().st_size / 2**20, 2),
+        "sampled_frames": videos["n_frames"],
+        "frames_with_main_face": videos["n_main"],
+        "stored_frame": f"{videos['frame_width']}x{videos['frame_height']}",
+        "frames_table_mb": round(Path(p["frames"]).stat().st_size / 2**20, 2),
+        "audio_s": round(arow["duration_s"], 2),
+        "skips": skips,
+    }
     return out
 
 
@@ -141,8 +264,17 @@ def main(argv=None) -> int:
         print(f"{name}: encoded in {encode_s} s", flush=True)
         results[name] = bench_input(name, video, root / name, cfg)
         results[name]["facts"]["encode_s"] = None if encode_s is None else round(encode_s, 1)
-    machine = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(), "note": "2 cores shared with other work"}
-    report = {"machine": machine, "config": "config.yaml defaults (frames: 5 fps, max_side 256; faces: detect_every 5)", "results": results}
+    machine = {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "note": "2 cores shared with other work",
+    }
+    report = {
+        "machine": machine,
+        "config": "config.yaml defaults (frames: 5 fps, max_side 256; faces: detect_every 5)",
+        "results": results,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
     stages = list(next(iter(results.values()))["stages"])

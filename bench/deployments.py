@@ -37,14 +37,39 @@ def main(argv=None) -> int:
     feats = {d["feature"] for d in docs if d.get("model_format") != "e2e"}
     feats |= {t for d in docs if d.get("model_format") == "e2e" for k, t in d["features"].items() if t and k != "tta"}
     features = sorted(str(p) for f in feats for p in (r / "features" / f).glob("*.parquet"))
-    features += sorted(str(p) for d in docs if d.get("model_format") == "e2e" and d["features"].get("tta")
-                       for p in (r / "e2e" / "tta" / d["features"]["tta"]).glob("*.parquet"))  # fmt: skip
+    features += sorted(
+        str(p)
+        for d in docs
+        if d.get("model_format") == "e2e" and d["features"].get("tta")
+        for p in (r / "e2e" / "tta" / d["features"]["tta"]).glob("*.parquet")
+    )
     fusion = sorted(str(p) for p in (r / "fusion" / args.part).glob("*.json"))
     fused = [p.removesuffix(".json") + ".parquet" for p in fusion]
     out_json = Path(args.out)
-    code = deployments.main([str(out_json), str(out_json.with_suffix(".md")), "--splits", str(r / "splits" / f"{args.part}.parquet"),
-                             "--split", args.split, "--experiments", *reports, "--models", *models, "--predictions", *preds,
-                             "--encoders", *encoders, "--features", *features, "--fusion", *fusion, "--fused", *fused])  # fmt: skip
+    code = deployments.main(
+        [
+            str(out_json),
+            str(out_json.with_suffix(".md")),
+            "--splits",
+            str(r / "splits" / f"{args.part}.parquet"),
+            "--split",
+            args.split,
+            "--experiments",
+            *reports,
+            "--models",
+            *models,
+            "--predictions",
+            *preds,
+            "--encoders",
+            *encoders,
+            "--features",
+            *features,
+            "--fusion",
+            *fusion,
+            "--fused",
+            *fused,
+        ]
+    )
     result = json.loads(out_json.read_text())
     result["results"] = str(r)
     out_json.write_text(json.dumps(result, indent=1) + "\n")
@@ -52,7 +77,9 @@ def main(argv=None) -> int:
         if h:
             cells = "  ".join(f"{d} {h[d]['accuracy']:.3f}/{h[d]['uar']:.3f}" for d in deployments.DEPLOYMENTS)
             print(f"{k:16s} {h['system']:36s} {cells}")
-    print(f"speaker_batch vs the workflow's predictions: max |diff| {result['speaker_batch_reproduces_workflow_max_abs_diff']:.2e}")
+    print(
+        f"speaker_batch vs the workflow's predictions: max |diff| {result['speaker_batch_reproduces_workflow_max_abs_diff']:.2e}"
+    )
     return code
 
 

@@ -91,16 +91,27 @@ def face_tables(run: Path, spec: dict, cfg: dict, build_cache: str | None, log) 
         params.pop("model_from", None)
         src = cfg["features"][face].get("model_from") or face
         params["model"] = str(run / "models" / cfg["features"][src]["extractor"] / f"{src}.json")
-        tcfg = {"features": {e2e_spec.tta_table(face): params},
-                "crops": {k: cfg["faces"][k] for k in ("color_size", "grey_size", "margin")}}  # fmt: skip
+        tcfg = {
+            "features": {e2e_spec.tta_table(face): params},
+            "crops": {k: cfg["faces"][k] for k in ("color_size", "grey_size", "margin")},
+        }
         paths = []
         for sheet in sorted((run / "shards").glob("s*.parquet")):
             shard = sheet.stem
             target = out / f"{shard}.parquet"
             if not target.is_file():
                 t0 = time.time()
-                tta.run(e2e_spec.tta_table(face), tcfg, [str(sheet), str(run / "faces" / f"{shard}.videos.parquet"),
-                        str(run / "crops" / f"{shard}.parquet"), str(run / "faces" / f"{shard}.parquet")], str(target))  # fmt: skip
+                tta.run(
+                    e2e_spec.tta_table(face),
+                    tcfg,
+                    [
+                        str(sheet),
+                        str(run / "faces" / f"{shard}.videos.parquet"),
+                        str(run / "crops" / f"{shard}.parquet"),
+                        str(run / "faces" / f"{shard}.parquet"),
+                    ],
+                    str(target),
+                )
                 log(f"transform cache {target} ({time.time() - t0:.0f} s)")
             paths.append(str(target))
         return paths, True, f"built by the bench in {out}"
@@ -139,9 +150,13 @@ def _fit_variant(task: tuple[str, dict, int]) -> dict:
     torch.set_num_threads(threads)
     st = _STATE
     sp, classes, full = st["splits"], st["classes"], st["data"]
-    data = Inputs(audio=full.audio if spec["audio"] else {}, face=full.face if spec["face"] else {},
-                  transforms=full.transforms, audio_dim=full.audio_dim if spec["audio"] else 0,
-                  face_dim=full.face_dim if spec["face"] else 0)  # fmt: skip
+    data = Inputs(
+        audio=full.audio if spec["audio"] else {},
+        face=full.face if spec["face"] else {},
+        transforms=full.transforms,
+        audio_dim=full.audio_dim if spec["audio"] else 0,
+        face_dim=full.face_dim if spec["face"] else 0,
+    )
     ids = sp["video_id"].tolist()
     y = np.array([classes.index(c) for c in sp["label"]])
     split, groups = sp["split"].to_numpy(), sp["speaker"].to_numpy(object)
@@ -154,9 +169,13 @@ def _fit_variant(task: tuple[str, dict, int]) -> dict:
     train_seconds = time.time() - t0
     nets = [m for m, _ in members]
     prior = np.bincount(y[tr], minlength=len(classes)) / tr.sum()
-    out = {"name": name, "train_seconds": round(train_seconds, 1), "threads": threads,
-           "best_epochs": [r["best_epoch"] for _, r in members],
-           "holdout_accuracy": [r["holdout_accuracy"] for _, r in members]}  # fmt: skip
+    out = {
+        "name": name,
+        "train_seconds": round(train_seconds, 1),
+        "threads": threads,
+        "best_epochs": [r["best_epoch"] for _, r in members],
+        "holdout_accuracy": [r["holdout_accuracy"] for _, r in members],
+    }
 
     def probs_for(which, nets_, transforms):
         m = (split == which) if which != "all" else np.ones(len(ids), bool)
@@ -186,21 +205,35 @@ def fusion_result(run: Path, part: str, group: str) -> dict | None:
         return None
     c = json.loads(p.read_text())
     s = c.get("scores", {})
-    return {"group": group, "method": c.get("method"), "experiments": c.get("models"),
-            **{k: s.get("test", {}).get(k) for k in ("accuracy", "uar")},
-            "val_accuracy": s.get("val", {}).get("accuracy")}  # fmt: skip
+    return {
+        "group": group,
+        "method": c.get("method"),
+        "experiments": c.get("models"),
+        **{k: s.get("test", {}).get(k) for k in ("accuracy", "uar")},
+        "val_accuracy": s.get("val", {}).get("accuracy"),
+    }
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", default="results/paired_av", help="a finished run's results folder")
-    ap.add_argument("--config", default="configs/paired_av.yaml", help="the run's preset (its e2e entry and features); '' for none")
+    ap.add_argument(
+        "--config", default="configs/paired_av.yaml", help="the run's preset (its e2e entry and features); '' for none"
+    )
     ap.add_argument("--experiment", default="e2e", help="the e2e entry (and experiment) name")
     ap.add_argument("--part", default="main")
     ap.add_argument("--fusion-group", default="all", help="the run's late fusion")
-    ap.add_argument("--fusion-group-with-e2e", default="all_with_e2e", help="the run's fusion group that includes the e2e experiment")
-    ap.add_argument("--set", nargs="*", default=[], help="key=value overrides of the e2e entry (values as JSON), e.g. epochs=20")
-    ap.add_argument("--variants", nargs="*", default=None, help=f"ablations to train (default all: {', '.join(VARIANTS)})")
+    ap.add_argument(
+        "--fusion-group-with-e2e",
+        default="all_with_e2e",
+        help="the run's fusion group that includes the e2e experiment",
+    )
+    ap.add_argument(
+        "--set", nargs="*", default=[], help="key=value overrides of the e2e entry (values as JSON), e.g. epochs=20"
+    )
+    ap.add_argument(
+        "--variants", nargs="*", default=None, help=f"ablations to train (default all: {', '.join(VARIANTS)})"
+    )
     ap.add_argument("--jobs", type=int, default=2, help="variants trained at once (one process and thread each)")
     ap.add_argument("--build-cache", help="folder for the face transform cache when the run has none")
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "e2e.json"))
@@ -239,7 +272,11 @@ def main(argv=None) -> int:
                 log(f"{r['name']}: val accuracy {r['val']['accuracy']:.3f} ({r['train_seconds']:.0f} s)")
     full = results["full"]
     classes = st["classes"]
-    e2e_test = {"accuracy": full["test"]["accuracy"], "uar": full["test"]["uar"], "source": "bench (retrained as configured)"}
+    e2e_test = {
+        "accuracy": full["test"]["accuracy"],
+        "uar": full["test"]["uar"],
+        "source": "bench (retrained as configured)",
+    }
     run_pred = run / "predictions" / args.part / f"{args.experiment}.parquet"
     reproduction = None
     if run_pred.is_file():
@@ -250,10 +287,17 @@ def main(argv=None) -> int:
         bench_p = np.array([full["test_probs"][v] for v in test["video_id"]])
         reproduction = float(np.abs(pt - bench_p).max())
         s = scores(yt, pt.argmax(1), len(classes))
-        e2e_test = {"accuracy": s["accuracy"], "uar": s["uar"], "source": f"the run's {run_pred.relative_to(run)}",
-                    "bench_retrained": {k: full["test"][k] for k in ("accuracy", "uar")}}  # fmt: skip
-    ablations = {"full": full["val"]["accuracy"], "no_tta": full["no_tta"]["val"]["accuracy"],
-                 "one_seed": full["one_seed"]["val"]["accuracy"]}  # fmt: skip
+        e2e_test = {
+            "accuracy": s["accuracy"],
+            "uar": s["uar"],
+            "source": f"the run's {run_pred.relative_to(run)}",
+            "bench_retrained": {k: full["test"][k] for k in ("accuracy", "uar")},
+        }
+    ablations = {
+        "full": full["val"]["accuracy"],
+        "no_tta": full["no_tta"]["val"]["accuracy"],
+        "one_seed": full["one_seed"]["val"]["accuracy"],
+    }
     ablations |= {n: results[n]["val"]["accuracy"] for n in names if n in results}
     result = {
         "run": str(run),
@@ -269,10 +313,17 @@ def main(argv=None) -> int:
         },
         "val": {"e2e": full["val"]},
         "ablations_val": ablations,
-        "ablations_val_uar": {"full": full["val"]["uar"], "no_tta": full["no_tta"]["val"]["uar"],
-                              "one_seed": full["one_seed"]["val"]["uar"], **{n: results[n]["val"]["uar"] for n in names if n in results}},  # fmt: skip
-        "ablation_diffs": {"no_tta": "the full ensemble, identity face view only", "one_seed": "the full ensemble's first member",
-                           **{n: VARIANTS[n] for n in names}},  # fmt: skip
+        "ablations_val_uar": {
+            "full": full["val"]["uar"],
+            "no_tta": full["no_tta"]["val"]["uar"],
+            "one_seed": full["one_seed"]["val"]["uar"],
+            **{n: results[n]["val"]["uar"] for n in names if n in results},
+        },
+        "ablation_diffs": {
+            "no_tta": "the full ensemble, identity face view only",
+            "one_seed": "the full ensemble's first member",
+            **{n: VARIANTS[n] for n in names},
+        },
         "timings": {
             "device": "cuda" if torch.cuda.is_available() else "cpu",
             "threads_per_ensemble": 1,
@@ -283,15 +334,19 @@ def main(argv=None) -> int:
             "predict_seconds_per_clip_no_tta": full["no_tta"]["predict_seconds_per_clip"],
             "total_seconds": round(time.time() - t_start, 1),
         },
-        "members": {n: {"best_epochs": r["best_epochs"], "holdout_accuracy": r["holdout_accuracy"]} for n, r in results.items()},
+        "members": {
+            n: {"best_epochs": r["best_epochs"], "holdout_accuracy": r["holdout_accuracy"]} for n, r in results.items()
+        },
         "bench_vs_run_test_probs_max_abs_diff": reproduction,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float) + "\n")
     t = result["paired_av_test"]
-    log(f"test: e2e {t['e2e']['accuracy']:.3f}; late fusion {t['late_fusion'] and t['late_fusion']['accuracy']}; "
-        f"with e2e {t['late_fusion_with_e2e'] and t['late_fusion_with_e2e']['accuracy']} -> {out}")  # fmt: skip
+    log(
+        f"test: e2e {t['e2e']['accuracy']:.3f}; late fusion {t['late_fusion'] and t['late_fusion']['accuracy']}; "
+        f"with e2e {t['late_fusion_with_e2e'] and t['late_fusion_with_e2e']['accuracy']} -> {out}"
+    )
     return 0
 
 

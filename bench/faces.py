@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "src"))
 from emoflow.config import load_config, resolve_data_root  # noqa: E402
 from emoflow.dataset.sheet import write_sheet  # noqa: E402
 from emoflow.faces import stage  # noqa: E402
-from emoflow.faces.detect import pick_device  # noqa: E402
+from emoflow.nets.common import pick_device  # noqa: E402
 from emoflow.media import frames as frames_stage  # noqa: E402
 from emoflow.media import probe  # noqa: E402
 from emoflow.media.frames import FrameReader, decode_command, output_size  # noqa: E402
@@ -77,7 +77,9 @@ def recovered(plain: dict, faces: pd.DataFrame, scale: float = 1.0) -> tuple[int
     hit = 0
     for key, boxes in plain.items():
         boxes = np.asarray(boxes)
-        box = boxes[int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))] * scale  # its largest face
+        box = (
+            boxes[int(np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])))] * scale
+        )  # its largest face
         if key in main.index:
             r = main.loc[key]
             ours = np.array([r["x1"], r["y1"], r["x2"], r["y2"]], float)
@@ -111,17 +113,24 @@ def run_case(name, videos: pd.DataFrame, cfg, threads, work: Path, plain_full_re
     torch.set_num_threads(threads)
     sheet = work / f"{name}_sheet.parquet"
     write_sheet(videos, str(sheet))
-    p = {k: str(work / f"{name}_{k}.parquet") for k in ("probe", "ps", "frames", "fs", "faces", "videos", "crops", "skips")}
+    p = {
+        k: str(work / f"{name}_{k}.parquet")
+        for k in ("probe", "ps", "frames", "fs", "faces", "videos", "crops", "skips")
+    }
     probe.run(str(sheet), p["probe"], p["ps"], cfg)
     frames_stage.run(str(sheet), p["probe"], p["frames"], p["fs"], cfg, threads)
     probe_rows = {r["video_id"]: r for r in read_table(p["probe"]).to_pylist()}
     n_ceiling, t_ceiling = ffmpeg_ceiling(
-        list(videos["path"]), {path: probe_rows[v] for v, path in zip(videos["video_id"], videos["path"])}, cfg["frames"]
+        list(videos["path"]),
+        {path: probe_rows[v] for v, path in zip(videos["video_id"], videos["path"])},
+        cfg["frames"],
     )
     t_stage = None
     for _ in range(2):  # best of 2, like the plain loop
         t0 = time.perf_counter()
-        rows, _ = stage.run(str(sheet), p["probe"], p["frames"], p["faces"], p["videos"], p["crops"], p["skips"], cfg, threads)
+        rows, _ = stage.run(
+            str(sheet), p["probe"], p["frames"], p["faces"], p["videos"], p["crops"], p["skips"], cfg, threads
+        )
         dt = time.perf_counter() - t0
         t_stage = dt if t_stage is None else min(t_stage, dt)
     n_frames = sum(r["n_frames"] for r in rows)
@@ -129,7 +138,8 @@ def run_case(name, videos: pd.DataFrame, cfg, threads, work: Path, plain_full_re
     scale = 1.0
     if plain_full_res:  # the plain loop on full-resolution frames, as users run it
         frames_by_video = {
-            v: full_resolution_frames(path, probe_rows[v], cfg["frames"]["fps"]) for v, path in zip(videos["video_id"], videos["path"])
+            v: full_resolution_frames(path, probe_rows[v], cfg["frames"]["fps"])
+            for v, path in zip(videos["video_id"], videos["path"])
         }
         scale = rows[0]["frame_width"] / probe_rows[rows[0]["video_id"]]["width"]
     else:  # the plain loop on the very frames the stage reads
@@ -187,20 +197,29 @@ def main(argv=None) -> int:
         videos = pd.DataFrame({"video_id": sel["video_id"], "path": [str(root / "paired_av" / p) for p in sel["path"]]})
         results.append(run_case("paired_av", videos, base, args.threads, work))
         if not args.skip_crowd:
-            crowd = load_config([REPO / "config.yaml", REPO / "bench" / "crowd.yaml"], overrides={"data_root": str(root)})
+            crowd = load_config(
+                [REPO / "config.yaml", REPO / "bench" / "crowd.yaml"], overrides={"data_root": str(root)}
+            )
             crowd["faces"]["device"] = args.device
             videos = pd.DataFrame({"video_id": ["crowd"], "path": [str(root / "real_video" / "crowd_1080p.mp4")]})
             results.append(run_case("crowd_1080p", videos, crowd, args.threads, work, plain_full_res=True))
     import torch
 
     out = {
-        "machine": {"cpu_threads": args.threads, "device": str(pick_device(args.device)), "torch": torch.__version__,
-                    "python": platform.python_version(), "nproc": os.cpu_count()},
+        "machine": {
+            "cpu_threads": args.threads,
+            "device": str(pick_device(args.device)),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "nproc": os.cpu_count(),
+        },
         "results": results,
-    }  # fmt: skip
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print("| case | frames | stage frame size | ffmpeg decode (ceiling) | plain MTCNN loop (frame size) | emoflow face stage | speed-up | plain main faces recovered | main track: frames / plain agrees | tracks |")
+    print(
+        "| case | frames | stage frame size | ffmpeg decode (ceiling) | plain MTCNN loop (frame size) | emoflow face stage | speed-up | plain main faces recovered | main track: frames / plain agrees | tracks |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(

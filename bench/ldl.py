@@ -57,8 +57,14 @@ sys.path.insert(0, str(REPO / "src"))
 from emoflow.config import resolve_data_root  # noqa: E402
 from emoflow.dataset.labels import label_map  # noqa: E402
 
-QUICK = {"net": {"widths": [16, 32, 64], "convs": 1, "fc": 64}, "max_train": 600, "max_val": 200, "epochs": 3, "warmup_epochs": 1,
-         "test_limit": 600}  # fmt: skip
+QUICK = {
+    "net": {"widths": [16, 32, 64], "convs": 1, "fc": 64},
+    "max_train": 600,
+    "max_val": 200,
+    "epochs": 3,
+    "warmup_epochs": 1,
+    "test_limit": 600,
+}
 HEADLINE_NET = {"arch": "vgg", "net": {}}  # the frame CNN's defaults (emoflow.nets.frame.VGG)
 
 
@@ -73,7 +79,10 @@ def grid_settings(quick: bool, root: Path) -> dict:
     if quick:
         net["net"], net["epochs"] = QUICK["net"], QUICK["epochs"]
         training = net.get("training") or {}
-        net["training"] = {**training, "uncertainty": {**(training.get("uncertainty") or {}), "warmup_epochs": QUICK["warmup_epochs"]}}
+        net["training"] = {
+            **training,
+            "uncertainty": {**(training.get("uncertainty") or {}), "warmup_epochs": QUICK["warmup_epochs"]},
+        }
         net["train"] = {**net["train"], "max_train": QUICK["max_train"], "max_val": QUICK["max_val"]}
         rob["test_limit"] = QUICK["test_limit"]
     return rob
@@ -85,7 +94,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root", help="shared data root (default: as the workflow resolves it)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workdir", help="keep fitted models and per-cell scores here (reruns skip finished cells)")
-    ap.add_argument("--headline", type=int, default=0, metavar="EPOCHS", help="also full-size clean runs per target kind")
+    ap.add_argument(
+        "--headline", type=int, default=0, metavar="EPOCHS", help="also full-size clean runs per target kind"
+    )
     ap.add_argument("--out", help="default bench/out/ldl.json (--quick: ldl_quick.json)")
     args = ap.parse_args(argv)
 
@@ -111,12 +122,26 @@ def main(argv=None) -> int:
         if done.exists():
             return json.loads(done.read_text())
         t0 = time.time()
-        meta = stage.fit_one(target, noise, str(work / f"{name}.json"), str(work / f"{name}.faces.parquet"), cfg, classes,
-                             args.threads, log)  # fmt: skip
+        meta = stage.fit_one(
+            target,
+            noise,
+            str(work / f"{name}.json"),
+            str(work / f"{name}.faces.parquet"),
+            cfg,
+            classes,
+            args.threads,
+            log,
+        )
         t1 = time.time()
         res = stage.score_model(str(work / f"{name}.json"), test, occluders, str(work / f"{name}.faces.parquet"))
-        res.update({"fit_seconds": round(t1 - t0, 1), "score_seconds": round(time.time() - t1, 1),
-                    "train_seconds": meta["train_seconds"], "counts": meta["counts"]})  # fmt: skip
+        res.update(
+            {
+                "fit_seconds": round(t1 - t0, 1),
+                "score_seconds": round(time.time() - t1, 1),
+                "train_seconds": meta["train_seconds"],
+                "counts": meta["counts"],
+            }
+        )
         done.write_text(json.dumps(res, indent=1) + "\n")
         log.info("%s: accuracy %.4f (fit %.0f s)", name, res["public_test"]["accuracy"], t1 - t0)
         return res
@@ -127,17 +152,42 @@ def main(argv=None) -> int:
             occ = rob["occluders"] if noise == 0 else ()
             scores[(target, noise)] = cell(f"{target}_n{noise}", target, noise, rob, occ)
 
-    keys = ("accuracy", "uar", "accuracy_ferplus", "uar_ferplus", "kl_ferplus", "chebyshev_ferplus", "cosine_ferplus",
-            "intersection_ferplus")  # fmt: skip
+    keys = (
+        "accuracy",
+        "uar",
+        "accuracy_ferplus",
+        "uar_ferplus",
+        "kl_ferplus",
+        "chebyshev_ferplus",
+        "cosine_ferplus",
+        "intersection_ferplus",
+    )
     result = {
-        "public_test": {t: {str(n): {**{k: s["public_test"][k] for k in keys}, "best_epoch": s["best_epoch"],
-                                     "val_accuracy": s["val_accuracy"], "fit_seconds": s["fit_seconds"]}
-                            for (t2, n), s in scores.items() if t2 == t} for t in rob["targets"]},
-        "lambda_auroc": {str(n): scores[("uncertainty", n)]["lambda_auroc"] for n in rob["noise"] if ("uncertainty", n) in scores},
-        "occlusion": {t: {"none": scores[(t, 0)]["public_test"]["accuracy"],
-                          **{k: v["accuracy"] for k, v in scores[(t, 0)]["occlusion"].items()}}
-                      for t in rob["targets"] if (t, 0) in scores},
-    }  # fmt: skip
+        "public_test": {
+            t: {
+                str(n): {
+                    **{k: s["public_test"][k] for k in keys},
+                    "best_epoch": s["best_epoch"],
+                    "val_accuracy": s["val_accuracy"],
+                    "fit_seconds": s["fit_seconds"],
+                }
+                for (t2, n), s in scores.items()
+                if t2 == t
+            }
+            for t in rob["targets"]
+        },
+        "lambda_auroc": {
+            str(n): scores[("uncertainty", n)]["lambda_auroc"] for n in rob["noise"] if ("uncertainty", n) in scores
+        },
+        "occlusion": {
+            t: {
+                "none": scores[(t, 0)]["public_test"]["accuracy"],
+                **{k: v["accuracy"] for k, v in scores[(t, 0)]["occlusion"].items()},
+            }
+            for t in rob["targets"]
+            if (t, 0) in scores
+        },
+    }
     pt = result["public_test"]
     if {"hard", "uncertainty"} <= set(pt) and {"0", "30"} <= set(pt["hard"]):
         drop = {t: pt[t]["0"]["accuracy"] - pt[t]["30"]["accuracy"] for t in pt if "30" in pt[t]}
@@ -145,40 +195,63 @@ def main(argv=None) -> int:
             "accuracy_drop_0_to_30": drop,
             "uncertainty_drop_at_most_half_of_hard": drop["uncertainty"] <= 0.5 * drop["hard"],
             "uncertainty_not_worse_than_hard_at_0": pt["uncertainty"]["0"]["accuracy"] >= pt["hard"]["0"]["accuracy"],
-            "votes_lower_kl_than_hard_at_0": ("votes" in pt) and pt["votes"]["0"]["kl_ferplus"] < pt["hard"]["0"]["kl_ferplus"],
+            "votes_lower_kl_than_hard_at_0": ("votes" in pt)
+            and pt["votes"]["0"]["kl_ferplus"] < pt["hard"]["0"]["kl_ferplus"],
         }
 
     if args.headline:
-        head = {**rob, "net": {**rob["net"], **HEADLINE_NET, "epochs": args.headline,
-                               "train": {k: v for k, v in rob["net"]["train"].items() if k not in ("max_train", "max_val")}}}  # fmt: skip
+        head = {
+            **rob,
+            "net": {
+                **rob["net"],
+                **HEADLINE_NET,
+                "epochs": args.headline,
+                "train": {k: v for k, v in rob["net"]["train"].items() if k not in ("max_train", "max_val")},
+            },
+        }
         result["headline"] = {}
         for target in rob["targets"]:
             s = cell(f"headline_{target}", target, 0, head, rob["occluders"])
-            result["headline"][target] = {**{k: s["public_test"][k] for k in keys}, "best_epoch": s["best_epoch"],
-                                          "fit_seconds": s["fit_seconds"],
-                                          "occlusion": {k: v["accuracy"] for k, v in s["occlusion"].items()}}  # fmt: skip
+            result["headline"][target] = {
+                **{k: s["public_test"][k] for k in keys},
+                "best_epoch": s["best_epoch"],
+                "fit_seconds": s["fit_seconds"],
+                "occlusion": {k: v["accuracy"] for k, v in s["occlusion"].items()},
+            }
 
     dev = pick_device("auto")
     result["settings"] = {
-        "quick": args.quick, "net": {k: rob["net"][k] for k in ("arch", "net", "epochs")},
+        "quick": args.quick,
+        "net": {k: rob["net"][k] for k in ("arch", "net", "epochs")},
         "train": {k: v for k, v in rob["net"]["train"].items() if k != "path"},
-        "targets": rob["targets"], "noise_percent": rob["noise"], "occluders": rob["occluders"], "flip_seed": rob["seed"],
-        "public_test_faces": int(len(test.y)), "device": str(dev), "precision": "bf16" if bf16_supported(dev) else "fp32",
-        "threads": args.threads, "machine": platform.processor() or platform.machine(),
+        "targets": rob["targets"],
+        "noise_percent": rob["noise"],
+        "occluders": rob["occluders"],
+        "flip_seed": rob["seed"],
+        "public_test_faces": int(len(test.y)),
+        "device": str(dev),
+        "precision": "bf16" if bf16_supported(dev) else "fp32",
+        "threads": args.threads,
+        "machine": platform.processor() or platform.machine(),
         "budget": "grid sized for <= 90 min on 2 CPU cores: small VGG, fixed stratified training subset, few epochs; "
-                  "epochs chosen on held-out FER2013 train faces; occlusion scored on noise-free models only",
+        "epochs chosen on held-out FER2013 train faces; occlusion scored on noise-free models only",
         "uncertainty": "aux space: pseudo valence/arousal from FER+ votes (emoflow.nets.ldl.CIRCUMPLEX), K=8, "
-                       "neighbour predictions/features cached once per epoch",
+        "neighbour predictions/features cached once per epoch",
         "occluder_landmarks": "FER2013 mean-shape template (emoflow.robustness.occlude.FER2013_LANDMARKS_48)",
-    }  # fmt: skip
+    }
     result["seconds_total"] = round(time.time() - t_all, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     from emoflow.storage import write_text
 
     write_text(out, json.dumps(result, indent=1) + "\n")
     stem = out.with_suffix("")
-    df = report.write([report.row(s) for s in scores.values()], f"{stem}.csv", f"{stem}.md", f"{stem}_noise.png",
-                      f"{stem}_occlusion.png")  # fmt: skip
+    df = report.write(
+        [report.row(s) for s in scores.values()],
+        f"{stem}.csv",
+        f"{stem}.md",
+        f"{stem}_noise.png",
+        f"{stem}_occlusion.png",
+    )
     print(report.markdown(df))
     print(f"wrote {out} ({result['seconds_total']:.0f} s)")
     return 0

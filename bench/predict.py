@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO / "src"))
 from emoflow.config import load_config  # noqa: E402
 from emoflow.predict.bundle import Bundle  # noqa: E402
 
+
 def timed(cmd: list[str], env: dict) -> tuple[float, float | None, subprocess.CompletedProcess]:
     """(wall s, peak RSS MB, process) of a command under /usr/bin/time -v when available."""
     wrap = ["/usr/bin/time", "-v"] if Path("/usr/bin/time").exists() else []
@@ -74,8 +75,20 @@ def reproduce(results: Path, rows: pd.DataFrame, env: dict, tmp: Path, isolated:
     part, group, classes = bundle.meta["part"], bundle.meta["group"], bundle.classes
     rows.to_csv(tmp / "inputs.csv", index=False)
     out = tmp / ("out_isolated" if isolated else "out")
-    cmd = [sys.executable, "-m", "emoflow", "predict", "--manifest", str(tmp / "inputs.csv"), "--bundle", str(results),
-           "--out", str(out), "--no-timeline", *(["--isolated"] if isolated else [])]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "emoflow",
+        "predict",
+        "--manifest",
+        str(tmp / "inputs.csv"),
+        "--bundle",
+        str(results),
+        "--out",
+        str(out),
+        "--no-timeline",
+        *(["--isolated"] if isolated else []),
+    ]
     wall, rss, proc = timed(cmd, env)
     if proc.returncode != 0:
         raise SystemExit(f"emoflow predict failed:\n{proc.stderr[-4000:]}")
@@ -87,13 +100,24 @@ def reproduce(results: Path, rows: pd.DataFrame, env: dict, tmp: Path, isolated:
     exp = pd.read_parquet(out / "experiments.parquet")
     diff_exp = {}
     for name, e in exp.groupby("experiment"):
-        ref = pd.read_parquet(results / "predictions" / part / f"{name}.parquet").set_index("video_id").loc[rows["video_id"]]
+        ref = (
+            pd.read_parquet(results / "predictions" / part / f"{name}.parquet")
+            .set_index("video_id")
+            .loc[rows["video_id"]]
+        )
         e = e.set_index("video_id").loc[rows["video_id"]]
         diff_exp[name] = float(np.abs(e[cols].to_numpy() - ref[cols].to_numpy()).max())
-    return {"clips": len(rows), "wall_s": round(wall, 1), "s_per_clip": round(wall / len(rows), 3), "peak_rss_mb": rss and round(rss),
-            "max_abs_diff_fused": diff_fused, "max_abs_diff_experiments": diff_exp, "same_labels": same_labels,
-            "accuracy": float((got["label_pred"].to_numpy() == rows["label"].to_numpy()).mean()),
-            "modalities_used": got["modalities_used"].value_counts().to_dict()}  # fmt: skip
+    return {
+        "clips": len(rows),
+        "wall_s": round(wall, 1),
+        "s_per_clip": round(wall / len(rows), 3),
+        "peak_rss_mb": rss and round(rss),
+        "max_abs_diff_fused": diff_fused,
+        "max_abs_diff_experiments": diff_exp,
+        "same_labels": same_labels,
+        "accuracy": float((got["label_pred"].to_numpy() == rows["label"].to_numpy()).mean()),
+        "modalities_used": got["modalities_used"].value_counts().to_dict(),
+    }
 
 
 def child(results: str, clips: list[str]) -> None:
@@ -108,22 +132,38 @@ def child(results: str, clips: list[str]) -> None:
     for c in clips:
         labels.append(rec.recognize(c)["label"])
         t.append(time.time())
-    print(json.dumps({"ends": t[1:], "labels": labels, "models": len(rec.models), "classifiers": len(rec.bundle.models),
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "ends": t[1:],
+                "labels": labels,
+                "models": len(rec.models),
+                "classifiers": len(rec.bundle.models),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def one_at_a_time(results: Path, clips: list[str], env: dict) -> dict:
     t0 = time.time()
-    proc = subprocess.run([sys.executable, __file__, "--child", str(results), *clips], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", str(results), *clips], capture_output=True, text=True, env=env
+    )
     if proc.returncode != 0:
         raise SystemExit(f"the Recognizer failed:\n{proc.stderr[-4000:]}")
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     ends = np.array(r["ends"])
     warm = np.diff(ends)
-    return {"cold_first_clip_s": round(ends[0] - t0, 2), "warm_per_clip_s": round(float(np.median(warm)), 2),
-            "warm_per_clip_s_each": [round(float(x), 2) for x in warm], "warm_clips": len(warm),
-            "peak_rss_mb": round(r["peak_rss_mb"]), "models_held": {"stage_models": r["models"], "classifiers_encoders": r["classifiers"]},
-            "timeline": False}  # fmt: skip
+    return {
+        "cold_first_clip_s": round(ends[0] - t0, 2),
+        "warm_per_clip_s": round(float(np.median(warm)), 2),
+        "warm_per_clip_s_each": [round(float(x), 2) for x in warm],
+        "warm_clips": len(warm),
+        "peak_rss_mb": round(r["peak_rss_mb"]),
+        "models_held": {"stage_models": r["models"], "classifiers_encoders": r["classifiers"]},
+        "timeline": False,
+    }
 
 
 def main(argv=None) -> int:
@@ -131,8 +171,12 @@ def main(argv=None) -> int:
         child(sys.argv[2], sys.argv[3:])
         return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", action="append", metavar="NAME=RESULTS[=MANIFEST]",
-                    help="a finished run (default: demo=.ci-work/results/demo and paired_av=results/paired_av)")
+    ap.add_argument(
+        "--run",
+        action="append",
+        metavar="NAME=RESULTS[=MANIFEST]",
+        help="a finished run (default: demo=.ci-work/results/demo and paired_av=results/paired_av)",
+    )
     ap.add_argument("--clips", type=int, default=8, help="clips recognised one at a time after the first (default 8)")
     ap.add_argument("--split", default="test")
     ap.add_argument("--isolated-too", action="store_true", help="also time the per-stage-subprocess path")
@@ -150,8 +194,13 @@ def main(argv=None) -> int:
         bundle = Bundle.load(results)
         rows = run_manifest(name, results, manifest or None)
         test = rows[rows["split"] == args.split].reset_index(drop=True)
-        entry = {"results": str(results), "part": bundle.meta["part"], "group": bundle.meta["group"],
-                 "fusion_method": bundle.meta["fusion_method"], "experiments": sorted(bundle.experiments)}  # fmt: skip
+        entry = {
+            "results": str(results),
+            "part": bundle.meta["part"],
+            "group": bundle.meta["group"],
+            "fusion_method": bundle.meta["fusion_method"],
+            "experiments": sorted(bundle.experiments),
+        }
         # one at a time first (cold caches of the files as a new user has them is not
         # something a benchmark can give; the batch run after it reads the same files)
         entry.update(one_at_a_time(results, test["path"].tolist()[: args.clips + 1], env))
@@ -164,9 +213,11 @@ def main(argv=None) -> int:
         entry["reproduces"] = entry["max_abs_diff"] < 1e-6 and b["same_labels"]
         ok &= entry["reproduces"]
         report[name] = entry
-        print(f"{name}: first clip {entry['cold_first_clip_s']} s (cold), then {entry['warm_per_clip_s']} s a clip (warm, "
-              f"median of {entry['warm_clips']}); peak RSS {entry['peak_rss_mb']} MB; {b['clips']} {args.split} clips together "
-              f"{b['wall_s']} s, max |diff| {entry['max_abs_diff']:.2e}, reproduces: {entry['reproduces']}")  # fmt: skip
+        print(
+            f"{name}: first clip {entry['cold_first_clip_s']} s (cold), then {entry['warm_per_clip_s']} s a clip (warm, "
+            f"median of {entry['warm_clips']}); peak RSS {entry['peak_rss_mb']} MB; {b['clips']} {args.split} clips together "
+            f"{b['wall_s']} s, max |diff| {entry['max_abs_diff']:.2e}, reproduces: {entry['reproduces']}"
+        )
         if "batch_isolated" in entry:
             print(f"  --isolated: {entry['batch_isolated']['wall_s']} s for the {b['clips']} clips")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -71,7 +71,9 @@ def timed(cmd: list[str], log: Path | None = None) -> dict:
     with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
         load = loadavg()
         t0 = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf.name, *cmd], capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%e %U %S %M", "-o", tf.name, *cmd], capture_output=True, text=True, env=env
+        )
         wall = time.perf_counter() - t0
         _, user, system, rss = Path(tf.name).read_text().split()[-4:]
     output = proc.stdout + proc.stderr
@@ -107,8 +109,20 @@ def snapshot(source: Path, dest: Path) -> Path:
 
 def snakemake_cmd(snakefile: Path, workdir: Path, configfiles: list[Path], *args: str) -> list[str]:
     """Snakemake on ``snakefile`` in ``workdir``; targets go in ``args`` (before --configfile)."""
-    return [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir), "--cores", "2", *args,
-            "--configfile", *map(str, configfiles)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(snakefile),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+        "--configfile",
+        *map(str, configfiles),
+    ]
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -161,7 +175,9 @@ def machine() -> dict:
         version = snakemake.__version__
     except Exception:  # noqa: BLE001 - informational only
         version = None
-    head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     return {"nproc": os.cpu_count(), "python": platform.python_version(), "snakemake": version, "git_head": head}
 
 
@@ -199,13 +215,20 @@ def dryrun_case(args, root: Path, manifest: Path, n: int, n_shards: int, policy:
     work = args.workdir / "dry" / f"{n}_{n_shards}"
     work.mkdir(parents=True, exist_ok=True)
     case_cfg = work / "case.yaml"
-    case_cfg.write_text(yaml.safe_dump({"dataset": {"manifest": str(manifest)}, "sharding": {"n_shards": n_shards},
-                                        "data_root": str(root)}))  # fmt: skip
+    case_cfg.write_text(
+        yaml.safe_dump(
+            {"dataset": {"manifest": str(manifest)}, "sharding": {"n_shards": n_shards}, "data_root": str(root)}
+        )
+    )
     configs = [args.snakefile.parent / "configs" / "paired_av.yaml", REPO / "bench" / "scale_synthetic.yaml", case_cfg]
-    plan = check(timed(snakemake_cmd(args.snakefile, work, configs, "-n", "results/synthetic/splits/main.parquet")), "plan")
+    plan = check(
+        timed(snakemake_cmd(args.snakefile, work, configs, "-n", "results/synthetic/splits/main.parquet")), "plan"
+    )
     runs = []
     for i in range(args.repeat):
-        runs.append(check(timed(snakemake_cmd(args.snakefile, work, configs, "-n"), work / f"dryrun{i}.log"), "dry run"))
+        runs.append(
+            check(timed(snakemake_cmd(args.snakefile, work, configs, "-n"), work / f"dryrun{i}.log"), "dry run")
+        )
     counts = job_counts(runs[0]["output"])
     walls = [r["wall_s"] for r in runs]
     row = {
@@ -223,8 +246,11 @@ def dryrun_case(args, root: Path, manifest: Path, n: int, n_shards: int, policy:
         "plan_cpu_s": plan["cpu_s"],
         "runs": [strip(r) for r in runs],
     }
-    print(f"{n:>7} videos, {n_shards:>4} shards ({policy}): {row['jobs']:>6} jobs, dry run {row['dry_run_wall_s']:.1f} s "
-          f"(cpu {row['dry_run_cpu_s']:.1f} s; plan {plan['wall_s']:.1f} s)", flush=True)  # fmt: skip
+    print(
+        f"{n:>7} videos, {n_shards:>4} shards ({policy}): {row['jobs']:>6} jobs, dry run {row['dry_run_wall_s']:.1f} s "
+        f"(cpu {row['dry_run_cpu_s']:.1f} s; plan {plan['wall_s']:.1f} s)",
+        flush=True,
+    )
     return row
 
 
@@ -269,8 +295,13 @@ def cmd_dryrun(args) -> int:
             if old and old["jobs"] == row["jobs"]:
                 runs = old["runs"] + row["runs"]
                 walls = [r["wall_s"] for r in runs]
-                row.update(runs=runs, dry_run_wall_s=min(walls), dry_run_wall_s_median=statistics.median(walls),
-                           dry_run_cpu_s=min(r["cpu_s"] for r in runs), dry_run_max_rss_mb=max(r["max_rss_mb"] for r in runs))  # fmt: skip
+                row.update(
+                    runs=runs,
+                    dry_run_wall_s=min(walls),
+                    dry_run_wall_s_median=statistics.median(walls),
+                    dry_run_cpu_s=min(r["cpu_s"] for r in runs),
+                    dry_run_max_rss_mb=max(r["max_rss_mb"] for r in runs),
+                )
                 if old["plan_wall_s"] < row["plan_wall_s"]:
                     row.update(plan_wall_s=old["plan_wall_s"], plan_cpu_s=old["plan_cpu_s"])
         result["repeat"] = max(len(r["runs"]) for r in rows)
@@ -280,8 +311,10 @@ def cmd_dryrun(args) -> int:
     print("| videos | n_shards | jobs | dry run (wall, best of %d) | dry run CPU | of which plan |" % args.repeat)
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['videos']:,} | {r['n_shards']} ({r['shard_policy']}) | {r['jobs']:,} | {r['dry_run_wall_s']:.1f} s | "
-              f"{r['dry_run_cpu_s']:.1f} s | {r['plan_wall_s']:.1f} s |")  # fmt: skip
+        print(
+            f"| {r['videos']:,} | {r['n_shards']} ({r['shard_policy']}) | {r['jobs']:,} | {r['dry_run_wall_s']:.1f} s | "
+            f"{r['dry_run_cpu_s']:.1f} s | {r['plan_wall_s']:.1f} s |"
+        )
     return 0
 
 
@@ -290,10 +323,37 @@ def cmd_dryrun(args) -> int:
 
 def make_clip(png: Path, tone: float, out: Path) -> None:
     """A 1 s 112x112 10 fps H.264 + AAC clip of a still face image and a tone."""
-    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-loop", "1", "-framerate", "10", "-t", "1", "-i", str(png),
-           "-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=16000:duration=1",
-           "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-threads", "1",
-           "-c:a", "aac", "-shortest", str(out)]  # fmt: skip
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-loop",
+        "1",
+        "-framerate",
+        "10",
+        "-t",
+        "1",
+        "-i",
+        str(png),
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency={tone}:sample_rate=16000:duration=1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        "-threads",
+        "1",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(out),
+    ]
     subprocess.run(cmd, check=True)
 
 
@@ -315,8 +375,15 @@ def make_corpus(data: Path, n: int, classes: list[str], data_root: Path) -> tupl
     for i, (label, k) in enumerate(pick):
         vid = f"clip{i:05d}"
         spk = i % N_SPEAKERS
-        rows.append({"video_id": vid, "path": f"clips/{vid}.mp4", "label": label,
-                     "split": "train" if spk < 28 else "val" if spk < 34 else "test", "speaker": f"spk{spk:02d}"})  # fmt: skip
+        rows.append(
+            {
+                "video_id": vid,
+                "path": f"clips/{vid}.mp4",
+                "label": label,
+                "split": "train" if spk < 28 else "val" if spk < 34 else "test",
+                "speaker": f"spk{spk:02d}",
+            }
+        )
         out = clips / f"{vid}.mp4"
         if out.is_file():
             continue
@@ -335,8 +402,13 @@ def make_corpus(data: Path, n: int, classes: list[str], data_root: Path) -> tupl
     for png, _, _ in jobs:
         png.unlink()
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return rows, {"clips_made": len(jobs), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
-                  "cpu_ms_per_clip": round(1000 * cpu / max(1, len(jobs)), 1), "parallel": 2}  # fmt: skip
+    return rows, {
+        "clips_made": len(jobs),
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu, 1),
+        "cpu_ms_per_clip": round(1000 * cpu / max(1, len(jobs)), 1),
+        "parallel": 2,
+    }
 
 
 def write_manifest(path: Path, rows: list[dict]) -> None:
@@ -400,11 +472,15 @@ def cmd_incremental(args) -> int:
         noop_dry.append(strip(d))
         r = check(timed(sm("--quiet", "rules"), logs / f"noop_run{i}.log"), "no-op run")
         noop_run.append(strip(r))
-    noop_mtime = [strip(check(timed(sm("-n", "--rerun-triggers", "mtime")), "no-op dry run (mtime)")) for _ in range(args.repeat)]
+    noop_mtime = [
+        strip(check(timed(sm("-n", "--rerun-triggers", "mtime")), "no-op dry run (mtime)")) for _ in range(args.repeat)
+    ]
     result["noop_dry_run_rerun_triggers_mtime"] = {"wall_s": min(x["wall_s"] for x in noop_mtime), "runs": noop_mtime}
     result["noop_dry_run"] = {"wall_s": min(x["wall_s"] for x in noop_dry), "runs": noop_dry}
     result["noop_run"] = {"wall_s": min(x["wall_s"] for x in noop_run), "runs": noop_run}
-    print(f"no-op: dry run {result['noop_dry_run']['wall_s']:.1f} s, run {result['noop_run']['wall_s']:.1f} s", flush=True)
+    print(
+        f"no-op: dry run {result['noop_dry_run']['wall_s']:.1f} s, run {result['noop_run']['wall_s']:.1f} s", flush=True
+    )
 
     write_manifest(manifest, rows + [added])
     shard = assign([added["video_id"]], args.n_shards)[0]
@@ -418,14 +494,20 @@ def cmd_incremental(args) -> int:
         "video": added,
         "shard": shard,
         "dry_run": {**strip(dry), "jobs_per_rule": counts, "jobs": sum(counts.values()), "shards_per_rule": shards},
-        "dry_run_rerun_triggers_mtime": {**strip(mtime), "jobs_per_rule": job_counts(mtime["output"]),
-                                         "shards_per_rule": job_shards(mtime["output"])},  # fmt: skip
+        "dry_run_rerun_triggers_mtime": {
+            **strip(mtime),
+            "jobs_per_rule": job_counts(mtime["output"]),
+            "shards_per_rule": job_shards(mtime["output"]),
+        },
         "run": {**strip(run), "jobs_per_rule": job_counts(run["output"])},
         "wall_vs_complete_run": round(run["wall_s"] / full["wall_s"], 3),
         "nothing_left_after": not job_counts(after["output"]),
     }
-    print(f"add one clip (shard {shard}): {sum(counts.values())} jobs {counts}; run {run['wall_s']:.0f} s "
-          f"({100 * run['wall_s'] / full['wall_s']:.1f}% of the complete run)", flush=True)  # fmt: skip
+    print(
+        f"add one clip (shard {shard}): {sum(counts.values())} jobs {counts}; run {run['wall_s']:.0f} s "
+        f"({100 * run['wall_s'] / full['wall_s']:.1f}% of the complete run)",
+        flush=True,
+    )
     out = Path(args.out) if args.out else OUT_DIR / "scale_incremental.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
@@ -450,22 +532,44 @@ def cmd_scheduler(args) -> int:
     root.mkdir(parents=True, exist_ok=True)
     snakefile = root / "Snakefile"
     snakefile.write_text(SCHED_SNAKEFILE)
-    settings = {"ilp": ["--scheduler", "ilp"], "greedy": ["--scheduler", "greedy"],
-                "ilp, --scheduler-subsample 100": ["--scheduler", "ilp", "--scheduler-subsample", "100"]}  # fmt: skip
+    settings = {
+        "ilp": ["--scheduler", "ilp"],
+        "greedy": ["--scheduler", "greedy"],
+        "ilp, --scheduler-subsample 100": ["--scheduler", "ilp", "--scheduler-subsample", "100"],
+    }
     rows = []
     for n in args.jobs:
         for name, opts in settings.items():
             work = root / f"{n}_{name.split(',')[0]}_{len(opts)}"
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
-            cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(work), "--cores", "2",
-                   "--quiet", "all", *opts, "--config", f"njobs={n}"]  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-s",
+                str(snakefile),
+                "--directory",
+                str(work),
+                "--cores",
+                "2",
+                "--quiet",
+                "all",
+                *opts,
+                "--config",
+                f"njobs={n}",
+            ]
             r = check(timed(cmd), f"scheduler {name}")
             rows.append({"jobs": n, "scheduler": name, **strip(r)})
             print(f"{n} jobs, {name}: {r['wall_s']:.1f} s wall, {r['cpu_s']:.1f} s CPU", flush=True)
     out = Path(args.out) if args.out else OUT_DIR / "scale_scheduler.json"
-    out.write_text(json.dumps({"what": cmd_scheduler.__doc__.split("\n\n")[0].replace("\n", " "),
-                               "machine": machine(), "results": rows}, indent=2) + "\n")  # fmt: skip
+    out.write_text(
+        json.dumps(
+            {"what": cmd_scheduler.__doc__.split("\n\n")[0].replace("\n", " "), "machine": machine(), "results": rows},
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"\nwrote {out}")
     return 0
 
@@ -482,26 +586,39 @@ def cmd_tables(args) -> int:
     for r in after["results"]:
         b = before.get((r["videos"], r["n_shards"]))
         bt = f"{b['dry_run_wall_s']:.1f} s / {b['dry_run_cpu_s']:.1f} s" if b else "not run"
-        print(f"| {r['videos']:,} | {r['n_shards']} ({r['shard_policy']}) | {r['jobs']:,} | {bt} | "
-              f"{r['dry_run_wall_s']:.1f} s / {r['dry_run_cpu_s']:.1f} s | {r['plan_wall_s']:.1f} s |")  # fmt: skip
+        print(
+            f"| {r['videos']:,} | {r['n_shards']} ({r['shard_policy']}) | {r['jobs']:,} | {bt} | "
+            f"{r['dry_run_wall_s']:.1f} s / {r['dry_run_cpu_s']:.1f} s | {r['plan_wall_s']:.1f} s |"
+        )
     inc = OUT_DIR / "scale_incremental.json"
     if inc.is_file():
         d = json.loads(inc.read_text())
         c, a = d["complete_run"], d["add_one"]
-        print(f"\n{d['videos']} clips, {d['n_shards']} shards; clips made in {d['generate']['wall_s']:.0f} s "
-              f"({d['generate']['cpu_ms_per_clip']:.0f} ms CPU a clip)\n")  # fmt: skip
+        print(
+            f"\n{d['videos']} clips, {d['n_shards']} shards; clips made in {d['generate']['wall_s']:.0f} s "
+            f"({d['generate']['cpu_ms_per_clip']:.0f} ms CPU a clip)\n"
+        )
         print("| run | jobs | wall | CPU | load average (1 min) before |")
         print("|---|---|---|---|---|")
         print(f"| complete run | {c['jobs']} | {c['wall_s']:.0f} s | {c['cpu_s']:.0f} s | {c['loadavg_before'][0]} |")
-        for key, name in (("noop_dry_run", "no-op dry run"), ("noop_run", "no-op run"),
-                          ("noop_dry_run_rerun_triggers_mtime", "no-op dry run, --rerun-triggers mtime")):  # fmt: skip
+        for key, name in (
+            ("noop_dry_run", "no-op dry run"),
+            ("noop_run", "no-op run"),
+            ("noop_dry_run_rerun_triggers_mtime", "no-op dry run, --rerun-triggers mtime"),
+        ):
             best = min(d[key]["runs"], key=lambda r: r["wall_s"])
-            print(f"| {name} (best of {len(d[key]['runs'])}) | 0 | {best['wall_s']:.1f} s | {best['cpu_s']:.1f} s | {best['loadavg_before'][0]} |")
+            print(
+                f"| {name} (best of {len(d[key]['runs'])}) | 0 | {best['wall_s']:.1f} s | {best['cpu_s']:.1f} s | {best['loadavg_before'][0]} |"
+            )
         per_shard = ", ".join(f"{r}: {','.join(s)}" for r, s in a["dry_run"]["shards_per_rule"].items())
-        print(f"| one clip added (shard {a['shard']}; {per_shard}) | {a['dry_run']['jobs']} | {a['run']['wall_s']:.0f} s "
-              f"({100 * a['wall_vs_complete_run']:.0f}% of the complete run) | {a['run']['cpu_s']:.0f} s | {a['run']['loadavg_before'][0]} |")  # fmt: skip
+        print(
+            f"| one clip added (shard {a['shard']}; {per_shard}) | {a['dry_run']['jobs']} | {a['run']['wall_s']:.0f} s "
+            f"({100 * a['wall_vs_complete_run']:.0f}% of the complete run) | {a['run']['cpu_s']:.0f} s | {a['run']['loadavg_before'][0]} |"
+        )
         print(f"\njobs rerun: {a['dry_run']['jobs_per_rule']}")
-        print(f"with --rerun-triggers mtime: {a['dry_run_rerun_triggers_mtime']['jobs_per_rule'] or 'nothing (the new clip is missed)'}")
+        print(
+            f"with --rerun-triggers mtime: {a['dry_run_rerun_triggers_mtime']['jobs_per_rule'] or 'nothing (the new clip is missed)'}"
+        )
     sched = OUT_DIR / "scale_scheduler.json"
     if sched.is_file():
         print("\n| ready jobs | scheduler | wall | CPU |\n|---|---|---|---|")
@@ -518,20 +635,28 @@ def main(argv=None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("dryrun", help="dry-run time and job count by corpus size")
     d.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
-    d.add_argument("--videos-per-shard", type=int, default=250, help="the 'sized' policy: n_shards = ceil(videos / this)")
+    d.add_argument(
+        "--videos-per-shard", type=int, default=250, help="the 'sized' policy: n_shards = ceil(videos / this)"
+    )
     d.add_argument("--fixed-shards", type=int, default=8, help="the 'fixed' policy (paired_av's n_shards)")
     d.add_argument("--policies", nargs="+", default=["sized", "fixed"], choices=["sized", "fixed"])
     d.add_argument("--extra", nargs="*", default=["100000:100"], help="more cases, VIDEOS:N_SHARDS")
     d.add_argument("--repeat", type=int, default=2)
-    d.add_argument("--add", action="store_true", help="pool the runs with those already in the JSON (best-of over both)")
-    d.add_argument("--label", default="after", help="names the JSON: scale_dryrun.json for 'after', else scale_dryrun_LABEL.json")
+    d.add_argument(
+        "--add", action="store_true", help="pool the runs with those already in the JSON (best-of over both)"
+    )
+    d.add_argument(
+        "--label", default="after", help="names the JSON: scale_dryrun.json for 'after', else scale_dryrun_LABEL.json"
+    )
     d.set_defaults(func=cmd_dryrun)
     i = sub.add_parser("incremental", help="complete run, no-op rerun, one video added")
     i.add_argument("--videos", type=int, default=1000)
     i.add_argument("--n-shards", type=int, default=4)
     i.add_argument("--repeat", type=int, default=3)
     i.add_argument("--data-root", help="holds fer2013/fer2013.parquet (default: emoflow's data root)")
-    i.add_argument("--keep", action="store_true", help="reuse an existing work folder (its complete run is then a no-op)")
+    i.add_argument(
+        "--keep", action="store_true", help="reuse an existing work folder (its complete run is then a no-op)"
+    )
     i.set_defaults(func=cmd_incremental)
     s = sub.add_parser("scheduler", help="job selection overhead: N trivial ready jobs, ilp vs greedy")
     s.add_argument("--jobs", type=int, nargs="+", default=[300, 1000])

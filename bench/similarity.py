@@ -122,8 +122,11 @@ def main(argv=None) -> int:
     ap.add_argument("--variants", action="store_true", help="also fit and score the settings tried (VARIANTS)")
     ap.add_argument("--only", nargs="*", help="variants to run (default: all)")
     ap.add_argument("--model", help="also write the trained embedding (JSON + .pt) here")
-    ap.add_argument("--fitted", help="take `trained` from this fit (a run's models/expression_embedding/<name>.json, "
-                    "fitted with the defaults on the same trunk) instead of fitting it again")
+    ap.add_argument(
+        "--fitted",
+        help="take `trained` from this fit (a run's models/expression_embedding/<name>.json, "
+        "fitted with the defaults on the same trunk) instead of fitting it again",
+    )
     ap.add_argument("--cache", help="keep the frozen trunk's values of the faces in this folder between runs")
     ap.add_argument("--out", default=str(REPO / "bench" / "out" / "similarity.json"))
     args = ap.parse_args(argv)
@@ -153,13 +156,25 @@ def main(argv=None) -> int:
     result = {
         "triplets_val": scores,
         "trained": {
-            "settings": {k: v for k, v in DEFAULTS.items() if k not in ("model", "trunk", "trunk_model", "images", "triplets", "val_triplets")},
-            "best_epoch": meta["best_epoch"], "held_out": meta["held_out"], "seconds": meta["seconds"], "wall_seconds": round(wall, 1),
-            "history": meta["history"], "data": meta["data"],
+            "settings": {
+                k: v
+                for k, v in DEFAULTS.items()
+                if k not in ("model", "trunk", "trunk_model", "images", "triplets", "val_triplets")
+            },
+            "best_epoch": meta["best_epoch"],
+            "held_out": meta["held_out"],
+            "seconds": meta["seconds"],
+            "wall_seconds": round(wall, 1),
+            "history": meta["history"],
+            "data": meta["data"],
         },
         "trunk": args.trunk,
-        "machine": {"threads": args.threads, "cpu": platform.processor() or platform.machine(), "note": "2 CPU cores shared with a workflow run"},
-    }  # fmt: skip
+        "machine": {
+            "threads": args.threads,
+            "cpu": platform.processor() or platform.machine(),
+            "note": "2 CPU cores shared with a workflow run",
+        },
+    }
     if args.variants:
         variants = {}
         for name, over in VARIANTS.items():
@@ -167,8 +182,14 @@ def main(argv=None) -> int:
                 continue
             t1 = time.time()
             m = fit(args.trunk, None, {**base, **over}, args.threads, log, caches)
-            variants[name] = {"settings": over, "held_out": m["held_out"], "val": m["val"], "best_epoch": m["best_epoch"],
-                              "train_seconds": m["seconds"]["train"], "wall_seconds": round(time.time() - t1, 1)}  # fmt: skip
+            variants[name] = {
+                "settings": over,
+                "held_out": m["held_out"],
+                "val": m["val"],
+                "best_epoch": m["best_epoch"],
+                "train_seconds": m["seconds"]["train"],
+                "wall_seconds": round(time.time() - t1, 1),
+            }
             log.info("%s: held-out %.4f, val %.4f", name, m["held_out"]["all"], m["val"]["all"])
         result["variants"] = variants
     out = Path(args.out)
@@ -179,7 +200,10 @@ def main(argv=None) -> int:
         print(row(name, scores[name]))
     print(f"\ntraining: {meta['seconds']} (s; wall {wall:.0f} s), best epoch {meta['best_epoch']}")
     for name, v in result.get("variants", {}).items():
-        print(f"{name}: held-out {100 * v['held_out']['all']:.1f}%  val " + " / ".join(f"{100 * v['val'][k]:.1f}" for k in TYPE_NAMES))
+        print(
+            f"{name}: held-out {100 * v['held_out']['all']:.1f}%  val "
+            + " / ".join(f"{100 * v['val'][k]:.1f}" for k in TYPE_NAMES)
+        )
     print(f"wrote {out}")
     return 0
 

@@ -44,14 +44,18 @@ MEDIA = ["shard_sheet", "probe", "frames", "audio", "faces", "asr"]
 LOG_DIR = {"shard_sheet": "shards"}  # rule -> logs/ folder, where they differ
 THREADS = {"frames": 2, "faces": 2, "fit_audio_cnn": 2, "fit_frame_cnn": 2, "fit_c3d": 2}
 # Figures the logs cannot give (the fit's log only covers its last, resumed session)
-README_FIGURES = {"fit_frame_cnn": {"wall_s": 61 * 60, "source": "README: 61 min wall for the whole job (30 epochs on FER2013)"}}
+README_FIGURES = {
+    "fit_frame_cnn": {"wall_s": 61 * 60, "source": "README: 61 min wall for the whole job (30 epochs on FER2013)"}
+}
 TS = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3})", re.M)
 
 
 def parse_elapsed(text: str) -> tuple[int | None, float | None]:
     """(items, seconds) of the last tqdm progress bar in a log (a bar under 2 s long gives
     its seconds as items / rate, the clock's resolution being 1 s)."""
-    bars = re.findall(r"(\d+)(?:/\d+)?\s*(?:video)?\s*\[(\d+(?::\d+){1,2})(?:<[\d:?]+)?,\s*([\d.?]+)\s*(video/s|s/video)\]", text)
+    bars = re.findall(
+        r"(\d+)(?:/\d+)?\s*(?:video)?\s*\[(\d+(?::\d+){1,2})(?:<[\d:?]+)?,\s*([\d.?]+)\s*(video/s|s/video)\]", text
+    )
     if not bars:
         return None, None
     n, clock, rate, unit = bars[-1]
@@ -64,7 +68,9 @@ def parse_elapsed(text: str) -> tuple[int | None, float | None]:
 
 
 def log_span(text: str) -> float | None:
-    stamps = [dt.datetime.strptime(a, "%Y-%m-%d %H:%M:%S") + dt.timedelta(milliseconds=int(b)) for a, b in TS.findall(text)]
+    stamps = [
+        dt.datetime.strptime(a, "%Y-%m-%d %H:%M:%S") + dt.timedelta(milliseconds=int(b)) for a, b in TS.findall(text)
+    ]
     return (max(stamps) - min(stamps)).total_seconds() if len(stamps) > 1 else None
 
 
@@ -121,7 +127,9 @@ def from_logs(results: Path, cfg: dict) -> dict:
     stamps = []
     for p in spans:
         if p.is_file():
-            stamps += [dt.datetime.strptime(a, "%Y-%m-%d %H:%M:%S") for a, _ in TS.findall(p.read_text(errors="replace"))]
+            stamps += [
+                dt.datetime.strptime(a, "%Y-%m-%d %H:%M:%S") for a, _ in TS.findall(p.read_text(errors="replace"))
+            ]
     if stamps:
         corpus["evaluation (encode, classify, fusion, report)"] = {
             "jobs": len(spans),
@@ -140,8 +148,16 @@ def copy_shard(results: Path, work: Path, shard: str) -> Path:
     """The shard's stage outputs and the fitted models, copied (with their times) under
     WORK/results/<name>: what the shard's jobs read."""
     dest = work / "results" / results.name
-    files = [f"shards/{shard}.parquet", f"probe/{shard}.parquet", f"frames/{shard}.parquet", f"audio/{shard}.parquet",
-             f"faces/{shard}.parquet", f"faces/{shard}.videos.parquet", f"crops/{shard}.parquet", f"text/{shard}.parquet"]  # fmt: skip
+    files = [
+        f"shards/{shard}.parquet",
+        f"probe/{shard}.parquet",
+        f"frames/{shard}.parquet",
+        f"audio/{shard}.parquet",
+        f"faces/{shard}.parquet",
+        f"faces/{shard}.videos.parquet",
+        f"crops/{shard}.parquet",
+        f"text/{shard}.parquet",
+    ]
     for rel in files:
         src = results / rel
         if src.is_file():
@@ -158,8 +174,25 @@ def copy_shard(results: Path, work: Path, shard: str) -> Path:
 
 def shell_command(work: Path, configs: list[Path], rule: str, target: str) -> str:
     """The command Snakemake would run for ``target`` (forced, this rule only)."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(work), "-n", "-p", "-f",
-           "--allowed-rules", rule, "--cores", "2", target, "--configfile", *map(str, configs)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(work),
+        "-n",
+        "-p",
+        "-f",
+        "--allowed-rules",
+        rule,
+        "--cores",
+        "2",
+        target,
+        "--configfile",
+        *map(str, configs),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=clean_env())
     m = re.search(r"^Shell command: (.*)$", proc.stdout + proc.stderr, re.M)
     if proc.returncode != 0 or not m:
@@ -181,8 +214,13 @@ def time_v(command: str, cwd: Path) -> dict:
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     load = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
-    proc = subprocess.run(["/usr/bin/time", "-v", "bash", "-c", f"set -euo pipefail; {command}"], cwd=cwd, env=env,
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        ["/usr/bin/time", "-v", "bash", "-c", f"set -euo pipefail; {command}"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - t0
     text = proc.stderr
 
@@ -225,7 +263,9 @@ def measure(results: Path, work: Path, shard: str, stages: list[str], cfg: dict)
         print(f"{stage}: running on {shard} ...", flush=True)
         row = time_v(command, work)
         n, loop = parse_elapsed(log.read_text(errors="replace")) if log and log.is_file() else (None, None)
-        row.update({"videos": n, "loop_s": loop, "startup_s": round(row["wall_s"] - loop, 2) if loop is not None else None})
+        row.update(
+            {"videos": n, "loop_s": loop, "startup_s": round(row["wall_s"] - loop, 2) if loop is not None else None}
+        )
         out[stage] = row
         print(f"  {row}", flush=True)
     return {"shard": shard, "copied_to": str(dest), "stages": out}
@@ -266,7 +306,9 @@ def estimate(stages: dict, measured: dict, corpus: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--results", type=Path, default=REPO / "results" / "paired_av", help="a finished paired_av run (read only)")
+    ap.add_argument(
+        "--results", type=Path, default=REPO / "results" / "paired_av", help="a finished paired_av run (read only)"
+    )
     ap.add_argument("--shard", default="s000")
     ap.add_argument("--workdir", type=Path, default=DEFAULT_WORK)
     ap.add_argument("--stages", nargs="+", help="measure only these (e.g. probe faces features/hog)")
@@ -312,8 +354,10 @@ def main(argv=None) -> int:
         fps = f"{s['frames_per_s']:,.0f}" if s["frames_per_s"] and visual(stage, cfg) else ""
         su = f"{m['startup_s']:.1f} s" if m.get("startup_s") is not None else ""
         rss = f"{m['max_rss_mb']:,.0f} MB" if m.get("max_rss_mb") else ""
-        print(f"| {stage} | {s['shards']} | {s['videos_per_s'] or ''} | {fps} | {su} | {rss} | "
-              f"{result['estimate']['per_stage'][stage]['job_wall_s']:,.0f} s |")  # fmt: skip
+        print(
+            f"| {stage} | {s['shards']} | {s['videos_per_s'] or ''} | {fps} | {su} | {rss} | "
+            f"{result['estimate']['per_stage'][stage]['job_wall_s']:,.0f} s |"
+        )
     for name, c in logs["corpus_level"].items():
         print(f"| {name} | 1 | | | | | {c.get('wall_s') or 0:,.0f} s |")
     e = result["estimate"]

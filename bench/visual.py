@@ -29,7 +29,9 @@ from emoflow.storage import read_table  # noqa: E402
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default=str(REPO / "results" / "paired_av"))
-    ap.add_argument("--config", nargs="+", default=[str(REPO / "config.yaml"), str(REPO / "configs" / "paired_av.yaml")])
+    ap.add_argument(
+        "--config", nargs="+", default=[str(REPO / "config.yaml"), str(REPO / "configs" / "paired_av.yaml")]
+    )
     ap.add_argument("--shard", default="s000")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", nargs="*", help="extractor entries to run (default: every visual one)")
@@ -37,8 +39,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     cfg = load_config([Path(p) for p in args.config])
     res, s = Path(args.results), args.shard
-    inputs = [str(res / f"shards/{s}.parquet"), str(res / f"faces/{s}.videos.parquet"), str(res / f"crops/{s}.parquet"),
-              str(res / f"faces/{s}.parquet")]  # fmt: skip
+    inputs = [
+        str(res / f"shards/{s}.parquet"),
+        str(res / f"faces/{s}.videos.parquet"),
+        str(res / f"crops/{s}.parquet"),
+        str(res / f"faces/{s}.parquet"),
+    ]
     n_crops = read_table(inputs[2], columns=["video_id"]).num_rows
     n_videos = read_table(inputs[0], columns=["video_id"]).num_rows
     crops_cfg = {k: cfg["faces"][k] for k in ("color_size", "grey_size", "margin")}
@@ -67,20 +73,39 @@ def main(argv=None) -> int:
             total = time.perf_counter() - t0
             t = read_table(out)
             extract_s = max(1e-9, total - load_s)
-            rows.append({
-                "name": name, "extractor": params["extractor"], "level": t.schema.metadata[b"level"].decode(),
-                "dim": int(t.schema.metadata[b"dim"]), "rows": t.num_rows, "missing": int(sum(t["missing"].to_pylist())),
-                "frames": n_crops, "videos": n_videos, "load_s": round(load_s, 2), "extract_s": round(extract_s, 2),
-                "frames_per_s": round(n_crops / extract_s, 1), "bytes": out.stat().st_size,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "name": name,
+                    "extractor": params["extractor"],
+                    "level": t.schema.metadata[b"level"].decode(),
+                    "dim": int(t.schema.metadata[b"dim"]),
+                    "rows": t.num_rows,
+                    "missing": int(sum(t["missing"].to_pylist())),
+                    "frames": n_crops,
+                    "videos": n_videos,
+                    "load_s": round(load_s, 2),
+                    "extract_s": round(extract_s, 2),
+                    "frames_per_s": round(n_crops / extract_s, 1),
+                    "bytes": out.stat().st_size,
+                }
+            )
             print(f"{name}: {rows[-1]['frames_per_s']} frames/s", file=sys.stderr)
-    result = {"shard": s, "results": str(res), "threads": args.threads, "frames": n_crops, "videos": n_videos, "extractors": rows}
+    result = {
+        "shard": s,
+        "results": str(res),
+        "threads": args.threads,
+        "frames": n_crops,
+        "videos": n_videos,
+        "extractors": rows,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"| extractor | level | dim | frames/s | load (s) | output (MB per {n_videos} clips) |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['name']} | {r['level']} | {r['dim']} | {r['frames_per_s']} | {r['load_s']} | {r['bytes'] / 1e6:.2f} |")
+        print(
+            f"| {r['name']} | {r['level']} | {r['dim']} | {r['frames_per_s']} | {r['load_s']} | {r['bytes'] / 1e6:.2f} |"
+        )
     return 0
 
 

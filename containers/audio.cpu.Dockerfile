@@ -1,4 +1,4 @@
-# emoflow env "audio" (envs/audio.yaml), cpu image. Written by containers/generate.py
+# emoflow env "audio" (envs/audio.yaml), cpu image. Written by tools/containers.py
 # from the env file: do not edit, rerun it. Build from the repository root:
 #   docker build -f containers/audio.cpu.Dockerfile -t emoflow-audio:cpu .
 FROM mambaorg/micromamba:2.8.1

@@ -1,4 +1,4 @@
-# emoflow env "base" (envs/base.yaml), cpu image. Written by containers/generate.py
+# emoflow env "base" (envs/base.yaml), cpu image. Written by tools/containers.py
 # from the env file: do not edit, rerun it. Build from the repository root:
 #   docker build -f containers/base.cpu.Dockerfile -t emoflow-base:cpu .
 FROM mambaorg/micromamba:2.8.1

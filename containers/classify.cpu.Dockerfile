@@ -1,4 +1,4 @@
-# emoflow env "classify" (envs/classify.yaml), cpu image. Written by containers/generate.py
+# emoflow env "classify" (envs/classify.yaml), cpu image. Written by tools/containers.py
 # from the env file: do not edit, rerun it. Build from the repository root:
 #   docker build -f containers/classify.cpu.Dockerfile -t emoflow-classify:cpu .
 FROM mambaorg/micromamba:2.8.1

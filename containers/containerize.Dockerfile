@@ -1,5 +1,5 @@
 # The image `snakemake --containerize` describes (default config: every env), for
-# `containerized:` in the Snakefile. Written by containers/generate.py: do not edit.
+# `containerized:` in the Snakefile. Written by tools/containers.py: do not edit.
 # Changes to what Snakemake prints: the base pinned (condaforge/miniforge3:latest ->
 # condaforge/miniforge3:25.3.1-0); the system packages no conda-forge package supplies installed;
 # one build step per env instead of one chained RUN for all (a failing env names its

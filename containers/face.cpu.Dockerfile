@@ -1,4 +1,4 @@
-# emoflow env "face" (envs/face.yaml), cpu image. Written by containers/generate.py
+# emoflow env "face" (envs/face.yaml), cpu image. Written by tools/containers.py
 # from the env file: do not edit, rerun it. Build from the repository root:
 #   docker build -f containers/face.cpu.Dockerfile -t emoflow-face:cpu .
 FROM mambaorg/micromamba:2.8.1

@@ -1,4 +1,4 @@
-# emoflow env "face" (envs/face.yaml), cuda image. Written by containers/generate.py
+# emoflow env "face" (envs/face.yaml), cuda image. Written by tools/containers.py
 # from the env file: do not edit, rerun it. Build from the repository root:
 #   docker build -f containers/face.cuda.Dockerfile -t emoflow-face:cuda .
 FROM mambaorg/micromamba:2.8.1 AS micromamba

@@ -1,4 +1,4 @@
-# emoflow env "predict" (envs/predict.yaml), cuda image. Written by containers/generate.py
+# emoflow env "predict" (envs/predict.yaml), cuda image. Written by tools/containers.py
 # from the env file: do not edit, rerun it. Build from the repository root:
 #   docker build -f containers/predict.cuda.Dockerfile -t emoflow-predict:cuda .
 FROM mambaorg/micromamba:2.8.1 AS micromamba

@@ -1,4 +1,4 @@
-# emoflow env "text" (envs/text.yaml), cpu image. Written by containers/generate.py
+# emoflow env "text" (envs/text.yaml), cpu image. Written by tools/containers.py
 # from the env file: do not edit, rerun it. Build from the repository root:
 #   docker build -f containers/text.cpu.Dockerfile -t emoflow-text:cpu .
 FROM mambaorg/micromamba:2.8.1

@@ -1,4 +1,4 @@
-# emoflow env "visual-tf" (envs/visual-tf.yaml), cpu image. Written by containers/generate.py
+# emoflow env "visual-tf" (envs/visual-tf.yaml), cpu image. Written by tools/containers.py
 # from the env file: do not edit, rerun it. Build from the repository root:
 #   docker build -f containers/visual-tf.cpu.Dockerfile -t emoflow-visual-tf:cpu .
 FROM mambaorg/micromamba:2.8.1

@@ -1,4 +1,4 @@
-# emoflow env "visual-tf" (envs/visual-tf.yaml), cuda image. Written by containers/generate.py
+# emoflow env "visual-tf" (envs/visual-tf.yaml), cuda image. Written by tools/containers.py
 # from the env file: do not edit, rerun it. Build from the repository root:
 #   docker build -f containers/visual-tf.cuda.Dockerfile -t emoflow-visual-tf:cuda .
 FROM mambaorg/micromamba:2.8.1 AS micromamba

@@ -1,4 +1,4 @@
-# emoflow env "visual-torch" (envs/visual-torch.yaml), cuda image. Written by containers/generate.py
+# emoflow env "visual-torch" (envs/visual-torch.yaml), cuda image. Written by tools/containers.py
 # from the env file: do not edit, rerun it. Build from the repository root:
 #   docker build -f containers/visual-torch.cuda.Dockerfile -t emoflow-visual-torch:cuda .
 FROM mambaorg/micromamba:2.8.1 AS micromamba

@@ -3,19 +3,18 @@
 
 rule asr:
     input:
-        index=f"{OUT}/audio/{{shard}}.parquet",
-        wavs=f"{OUT}/audio/{{shard}}",
-        code=code("emoflow.asr.stage"),
+        index=L.audio_index(),
+        wavs=L.audio_wavs(),
+        code=code(STAGES["asr"].module),
     output:
-        table=f"{OUT}/text/{{shard}}.parquet",
-        skips=f"{OUT}/skips/asr/{{shard}}.parquet",
+        table=L.text(),
+        skips=L.skips("asr"),
     log:
-        f"{OUT}/logs/asr/{{shard}}.log",
+        L.log("asr"),
     conda:
         env("text")
     threads: 1
     params:
         cfg=stage_slice(CFG, "asr", "feature_inputs"),
     shell:
-        "python -m emoflow.asr.stage {input.index:q} {input.wavs:q} {output.table:q} {output.skips:q}"
-        " --config {params.cfg:q} > {log:q} 2>&1"
+        STAGES["asr"].shell()

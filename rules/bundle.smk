@@ -7,7 +7,7 @@
 rule bundle:
     input:
         fusion=f"{OUT}/fusion/{BUNDLE_PART}/{BUNDLE_GROUP}.json",
-        files=bundle_inputs,
+        files=lambda w: PLAN.bundle_inputs(),
         code=code("emoflow.predict.bundle"),
     output:
         directory(f"{OUT}/bundle"),

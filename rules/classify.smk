@@ -5,7 +5,7 @@
 rule classify:
     input:
         splits=f"{OUT}/splits/{{part}}.parquet",
-        features=experiment_inputs,
+        features=lambda w: PLAN.experiment_inputs(w.experiment, w.part),
         code=code("emoflow.classify.stage"),
     output:
         predictions=f"{OUT}/predictions/{{part}}/{{experiment}}.parquet",
@@ -14,14 +14,14 @@ rule classify:
     log:
         f"{OUT}/logs/classify/{{part}}/{{experiment}}.log",
     wildcard_constraints:
-        experiment=CLASSIFY_NAMES,
+        experiment=_alternatives(EXPERIMENTS),
     conda:
         env("classify")
     threads: 1
     resources:
         gpu=experiment_gpu,
     params:
-        cfg=experiment_config,
+        cfg=lambda w: PLAN.experiment_config(w.experiment),
     shell:
         "python -m emoflow.classify.stage {wildcards.experiment:q} {input.splits:q} {output.predictions:q}"
         " {output.report:q} {output.model:q} --inputs {input.features:q} --config {params.cfg:q}"

@@ -19,8 +19,8 @@ if CORPUS:
         params:
             adapter=CFG["dataset"]["corpus"]["adapter"],
             root=CFG["dataset"]["corpus"]["root"],
-            options=json.dumps(corpus_options(), sort_keys=True),
-            digest=CORPUS_DIGEST,
+            options=json.dumps(PLAN.corpus_options(), sort_keys=True),
+            digest=PLAN.corpus_digest,
         shell:
             "python -m emoflow.dataset.corpora {params.adapter:q} {params.root:q} -o {output.manifest:q}"
             " --absolute --options {params.options:q} > {log:q} 2>&1"
@@ -31,20 +31,19 @@ rule shard_sheet:
         # ancient: the manifest's timestamp does not matter, the shard's own
         # content does (params.digest), so adding one video reruns one shard.
         manifest=ancient(MANIFEST),
-        code=code("emoflow.dataset.shards"),
+        code=code(STAGES["shard_sheet"].module),
     output:
-        f"{OUT}/shards/{{shard}}.parquet",
+        sheet=L.sheet(),
     log:
-        f"{OUT}/logs/shards/{{shard}}.log",
+        L.log("shards"),
     conda:
         env("base")
     threads: 1
     params:
-        digest=shard_digest,
+        digest=lambda w: PLAN.digests[w.shard],
         cfg=stage_slice(CFG, "sharding"),
     shell:
-        "python -m emoflow.dataset.shards {input.manifest:q} {wildcards.shard:q} {output:q}"
-        " --config {params.cfg:q} > {log:q} 2>&1"
+        STAGES["shard_sheet"].shell()
 
 
 rule splits:
@@ -52,7 +51,7 @@ rule splits:
         # ancient: what matters is the labels' content (params.digest), not the timestamp
         manifest=ancient(MANIFEST),
         code=code("emoflow.dataset.splits"),
-        protocol=PROTOCOL_FILES,  # evaluation.protocol's YAML (editing it reruns the splits)
+        protocol=PLAN.protocol_files,  # evaluation.protocol's YAML (editing it reruns the splits)
     output:
         table=f"{OUT}/splits/{{part}}.parquet",
         csv=f"{OUT}/splits/{{part}}.csv",
@@ -62,7 +61,7 @@ rule splits:
         env("base")
     threads: 1
     params:
-        digest=LABELS_DIGEST,
+        digest=PLAN.labels_digest,
         cfg=stage_slice(CFG, "evaluation", "splits"),
     shell:
         "python -m emoflow.dataset.splits {input.manifest:q} {wildcards.part:q} {output.table:q}"

@@ -14,24 +14,23 @@ ruleorder: e2e > classify
 rule e2e_tta:
     input:
         unpack(e2e_tta_inputs),
-        code=code("emoflow.e2e.tta"),
+        code=code(STAGES["e2e_tta"].module),
     output:
-        f"{OUT}/e2e/tta/{{table}}_tta/{{shard}}.parquet",
+        table=L.e2e_tta("{table}_tta"),
     log:
         f"{OUT}/logs/e2e_tta/{{table}}/{{shard}}.log",
     wildcard_constraints:
-        table=_alternatives(E2E_TTA_TABLES),
+        table=_alternatives(PLAN.e2e_tta_tables),
     conda:
         env("visual-torch")
     threads: 1
     resources:
         gpu=GPU,
     params:
-        cfg=e2e_tta_config,
+        cfg=lambda w: PLAN.e2e_tta_config(w.table),
         name=lambda w: e2e_spec.tta_table(w.table),
     shell:
-        "python -m emoflow.e2e.tta {params.name:q} {output:q} {input.crops:q}"
-        " --config {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+        STAGES["e2e_tta"].shell()
 
 
 rule e2e:
@@ -53,7 +52,7 @@ rule e2e:
     resources:
         gpu=GPU,
     params:
-        cfg=e2e_config,
+        cfg=lambda w: PLAN.e2e_config(w.experiment, w.part),
         args=e2e_args,
     shell:
         "python -m emoflow.e2e.stage {wildcards.experiment:q} {input.splits:q} {output.predictions:q}"

@@ -5,7 +5,7 @@
 rule encode:
     input:
         splits=f"{OUT}/splits/{{part}}.parquet",
-        features=encoded_inputs,
+        features=lambda w: PLAN.encoded_inputs(w.name, w.part),
         code=code("emoflow.encode.stage"),
     output:
         table=f"{OUT}/encoded/{{part}}/{{name}}.{{encoding}}.parquet",

@@ -3,18 +3,18 @@
 
 rule faces:
     input:
-        sheet=f"{OUT}/shards/{{shard}}.parquet",
-        probe=f"{OUT}/probe/{{shard}}.parquet",
-        frames=f"{OUT}/frames/{{shard}}.parquet",
-        hints=face_hints(),
-        code=code("emoflow.faces.stage"),
+        sheet=L.sheet(),
+        probe=L.probe(),
+        frames=L.frames(),
+        hints=PLAN.face_hints(),
+        code=code(STAGES["faces"].module),
     output:
-        faces=f"{OUT}/faces/{{shard}}.parquet",
-        videos=f"{OUT}/faces/{{shard}}.videos.parquet",
-        crops=f"{OUT}/crops/{{shard}}.parquet",
-        skips=f"{OUT}/skips/faces/{{shard}}.parquet",
+        faces=L.faces(),
+        videos=L.face_videos(),
+        crops=L.crops(),
+        skips=L.skips("faces"),
     log:
-        f"{OUT}/logs/faces/{{shard}}.log",
+        L.log("faces"),
     conda:
         env("face")
     threads: 2
@@ -23,14 +23,12 @@ rule faces:
     params:
         cfg=stage_slice(CFG, "faces"),
     shell:
-        "python -m emoflow.faces.stage {input.sheet:q} {input.probe:q} {input.frames:q} {output.faces:q}"
-        " {output.videos:q} {output.crops:q} {output.skips:q} --config {params.cfg:q}"
-        " --threads {threads} > {log:q} 2>&1"
+        STAGES["faces"].shell()
 
 
 rule faces_summary:
     input:
-        videos=per_shard(f"{OUT}/faces/{{shard}}.videos.parquet"),
+        videos=per_shard(L.face_videos()),
         code=code("emoflow.faces.summary"),
     output:
         f"{OUT}/report/faces_summary.json",

@@ -5,29 +5,28 @@
 rule features:
     input:
         data=feature_inputs,
-        model=feature_model,
+        model=lambda w: PLAN.feature_model(w.name),
         code=feature_code,
     output:
-        table=f"{OUT}/features/{{name}}/{{shard}}.parquet",
-        skips=f"{OUT}/skips/features/{{name}}/{{shard}}.parquet",
+        table=L.features("{name}"),
+        skips=L.feature_skips("{name}"),
     log:
-        f"{OUT}/logs/features/{{name}}/{{shard}}.log",
+        L.log("features/{name}"),
     conda:
         feature_env
     threads: 1
     resources:
         gpu=feature_gpu,
     params:
-        cfg=feature_config,
+        cfg=lambda w: PLAN.feature_config(w.name),
     shell:
-        "python -m emoflow.features.base {wildcards.name:q} {output.table:q} {output.skips:q} {input.data:q}"
-        " --config {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+        STAGES["features"].shell()
 
 
 rule fit_tfidf:
     input:
-        manifest=fit_manifest,
-        transcripts=per_shard(f"{OUT}/text/{{shard}}.parquet"),
+        manifest=lambda w: PLAN.fit_manifest(w.name),
+        transcripts=per_shard(L.text()),
         code=code("emoflow.features.tfidf"),
     output:
         f"{OUT}/models/tfidf/{{name}}.json",
@@ -37,7 +36,7 @@ rule fit_tfidf:
         env("text")
     threads: 1
     params:
-        cfg=lambda w: json.dumps(CFG["features"][w.name], sort_keys=True),
+        cfg=lambda w: PLAN.entry_config(w.name),
     shell:
         "python -m emoflow.features.tfidf fit {input.manifest:q} {output:q} {input.transcripts:q}"
         " --config {params.cfg:q} > {log:q} 2>&1"
@@ -45,8 +44,8 @@ rule fit_tfidf:
 
 rule fit_audio_cnn:
     input:
-        manifest=fit_manifest,
-        audio=audio_inputs(),
+        manifest=lambda w: PLAN.fit_manifest(w.name),
+        audio=PLAN.audio_inputs(),
         code=code("emoflow.features.audio_cnn"),
     output:
         meta=f"{OUT}/models/audio_cnn/{{name}}.json",
@@ -59,8 +58,8 @@ rule fit_audio_cnn:
     resources:
         gpu=GPU,
     params:
-        cfg=lambda w: json.dumps(CFG["features"][w.name], sort_keys=True),
-        classes=json.dumps(labels.classes(CFG)),
+        cfg=lambda w: PLAN.entry_config(w.name),
+        classes=json.dumps(CLASSES),
     shell:
         "python -m emoflow.features.audio_cnn fit {input.manifest:q} {output.meta:q} --audio {input.audio:q}"
         " --config {params.cfg:q} --classes {params.classes:q} --threads {threads} > {log:q} 2>&1"
@@ -68,37 +67,37 @@ rule fit_audio_cnn:
 
 rule fit_frame_cnn:
     input:
-        manifest=fit_manifest,
-        crops=train_crops,
-        images=train_images,
-        init=init_checkpoint,
-        votes=train_votes,
+        manifest=lambda w: PLAN.fit_manifest(w.name),
+        crops=lambda w: PLAN.train_crops(w.name),
+        images=lambda w: PLAN.train_images(w.name),
+        init=lambda w: PLAN.init_checkpoint(w.name),
+        votes=lambda w: PLAN.train_votes(w.name),
         code=code("emoflow.features.frame_cnn"),
     output:
         meta=f"{OUT}/models/frame_cnn/{{name}}.json",
         model=f"{OUT}/models/frame_cnn/{{name}}.pt",
     log:
         f"{OUT}/logs/fit_frame_cnn/{{name}}.log",
+    cache: True  # between projects: `--cache` with $SNAKEMAKE_OUTPUT_CACHE (README)
     conda:
         env("visual-torch")
     threads: 2
     resources:
         gpu=GPU,
     params:
-        cfg=frame_cnn_fit_config,
-        classes=json.dumps(labels.classes(CFG)),
-        resume=lambda w: f"{OUT}/models/frame_cnn/{w.name}.resume",
+        cfg=lambda w: PLAN.fit_config(w.name),
+        classes=json.dumps(CLASSES),
     shell:
-        "python -m emoflow.features.frame_cnn fit {input.manifest:q} {output.meta:q} --crops {input.crops:q}"
-        " --config {params.cfg:q} --classes {params.classes:q} --resume {params.resume:q}"
+        "python -m emoflow.features.frame_cnn fit {output.meta:q} --manifest {input.manifest:q}"
+        " --crops {input.crops:q} --config {params.cfg:q} --classes {params.classes:q}"
         " --threads {threads} > {log:q} 2>&1"
 
 
 rule fit_c3d:
     input:
-        manifest=fit_manifest,
-        crops=all_crop_inputs(),
-        init=init_checkpoint,
+        manifest=lambda w: PLAN.fit_manifest(w.name),
+        crops=PLAN.all_crop_inputs(),
+        init=lambda w: PLAN.init_checkpoint(w.name),
         code=code("emoflow.features.c3d"),
     output:
         meta=f"{OUT}/models/c3d/{{name}}.json",
@@ -111,10 +110,8 @@ rule fit_c3d:
     resources:
         gpu=GPU,
     params:
-        cfg=lambda w: json.dumps(
-            {**FEATURES[w.name], "data_root": CFG["data_root"]}, sort_keys=True
-        ),
-        classes=json.dumps(labels.classes(CFG)),
+        cfg=lambda w: PLAN.fit_config(w.name),
+        classes=json.dumps(CLASSES),
     shell:
         "python -m emoflow.features.c3d fit {input.manifest:q} {output.meta:q} --crops {input.crops:q}"
         " --config {params.cfg:q} --classes {params.classes:q} --threads {threads} > {log:q} 2>&1"

@@ -18,7 +18,7 @@ rule fusion:
         env("classify")
     threads: 1
     params:
-        cfg=fusion_config,
+        cfg=lambda w: PLAN.fusion_config(w.group),
     shell:
         "python -m emoflow.fusion.stage {input.splits:q} {output.choice:q} {output.fused:q} {output.submission:q}"
         " --predictions {input.predictions:q} --reports {input.reports:q} --config {params.cfg:q} > {log:q} 2>&1"

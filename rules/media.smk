@@ -3,70 +3,67 @@
 
 rule probe:
     input:
-        sheet=f"{OUT}/shards/{{shard}}.parquet",
-        media=shard_media,
-        code=code("emoflow.media.probe"),
+        sheet=L.sheet(),
+        media=lambda w: PLAN.shard_media(w.shard),
+        code=code(STAGES["probe"].module),
     output:
-        table=f"{OUT}/probe/{{shard}}.parquet",
-        skips=f"{OUT}/skips/probe/{{shard}}.parquet",
+        table=L.probe(),
+        skips=L.skips("probe"),
     log:
-        f"{OUT}/logs/probe/{{shard}}.log",
+        L.log("probe"),
     conda:
         env("base")
     threads: 1
     params:
         cfg=stage_slice(CFG, "probe"),
     shell:
-        "python -m emoflow.media.probe {input.sheet:q} {output.table:q} {output.skips:q}"
-        " --config {params.cfg:q} > {log:q} 2>&1"
+        STAGES["probe"].shell()
 
 
 rule frames:
     input:
-        sheet=f"{OUT}/shards/{{shard}}.parquet",
-        probe=f"{OUT}/probe/{{shard}}.parquet",
-        code=code("emoflow.media.frames"),
+        sheet=L.sheet(),
+        probe=L.probe(),
+        code=code(STAGES["frames"].module),
     output:
-        table=f"{OUT}/frames/{{shard}}.parquet",
-        skips=f"{OUT}/skips/frames/{{shard}}.parquet",
+        table=L.frames(),
+        skips=L.skips("frames"),
     log:
-        f"{OUT}/logs/frames/{{shard}}.log",
+        L.log("frames"),
     conda:
         env("base")
     threads: 2
     params:
         cfg=stage_slice(CFG, "frames"),
     shell:
-        "python -m emoflow.media.frames {input.sheet:q} {input.probe:q} {output.table:q} {output.skips:q}"
-        " --config {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+        STAGES["frames"].shell()
 
 
 rule audio:
     input:
-        sheet=f"{OUT}/shards/{{shard}}.parquet",
-        probe=f"{OUT}/probe/{{shard}}.parquet",
-        code=code("emoflow.media.audio"),
+        sheet=L.sheet(),
+        probe=L.probe(),
+        code=code(STAGES["audio"].module),
     output:
-        index=f"{OUT}/audio/{{shard}}.parquet",
-        wavs=directory(f"{OUT}/audio/{{shard}}"),
-        skips=f"{OUT}/skips/audio/{{shard}}.parquet",
+        index=L.audio_index(),
+        wavs=directory(L.audio_wavs()),
+        skips=L.skips("audio"),
     log:
-        f"{OUT}/logs/audio/{{shard}}.log",
+        L.log("audio"),
     conda:
         env("base")
     threads: 1
     params:
         cfg=stage_slice(CFG, "audio"),
     shell:
-        "python -m emoflow.media.audio {input.sheet:q} {input.probe:q} {output.index:q} {output.wavs:q}"
-        " {output.skips:q} --config {params.cfg:q} --threads {threads} > {log:q} 2>&1"
+        STAGES["audio"].shell()
 
 
 rule media_summary:
     input:
-        probe=per_shard(f"{OUT}/probe/{{shard}}.parquet"),
-        frames=per_shard(f"{OUT}/frames/{{shard}}.parquet"),
-        audio=per_shard(f"{OUT}/audio/{{shard}}.parquet"),
+        probe=per_shard(L.probe()),
+        frames=per_shard(L.frames()),
+        audio=per_shard(L.audio_index()),
         skips=skip_tables("probe", "frames", "audio"),
         code=code("emoflow.media.summary"),
     output:

@@ -6,8 +6,8 @@ rule report:
     input:
         experiments=[p for part in PARTS for p in experiment_reports(part)],
         predictions=[p for part in PARTS for p in predictions(part)],
-        fusion=fusion_outputs(),
-        fused=[p.removesuffix(".json") + ".parquet" for p in fusion_outputs()],
+        fusion=PLAN.fusion_outputs(),
+        fused=[p.removesuffix(".json") + ".parquet" for p in PLAN.fusion_outputs()],
         code=code("emoflow.evaluate.report"),
     output:
         summary=report(
@@ -47,8 +47,8 @@ rule report:
         cfg=lambda w: json.dumps(
             {
                 "classes": CLASSES,
-                "evaluation": {"metric": EVAL["metric"]},
-                "protocol": PROTOCOL,
+                "evaluation": {"metric": PLAN.evaluation["metric"]},
+                "protocol": PLAN.protocol,
             },
             sort_keys=True,
         ),
@@ -64,11 +64,11 @@ rule deployments:
         experiments=experiment_reports(BUNDLE_PART),
         models=expand(
             f"{OUT}/models/classify/{BUNDLE_PART}/{{experiment}}.model",
-            experiment=FUSED,
+            experiment=PLAN.fused,
         ),
         predictions=predictions(BUNDLE_PART),
-        encoders=deployment_encoders(BUNDLE_PART),
-        features=deployment_features(BUNDLE_PART),
+        encoders=PLAN.deployment_encoders(BUNDLE_PART),
+        features=PLAN.deployment_features(BUNDLE_PART),
         fusion=expand(
             f"{OUT}/fusion/{BUNDLE_PART}/{{group}}.json", group=sorted(GROUPS)
         ),

@@ -17,6 +17,7 @@ rule fit_expression_embedding:
         model=f"{OUT}/models/expression_embedding/{{name}}.pt",
     log:
         f"{OUT}/logs/fit_expression_embedding/{{name}}.log",
+    cache: True  # between projects: `--cache` with $SNAKEMAKE_OUTPUT_CACHE (README)
     conda:
         env("visual-torch")
     threads: 2
@@ -32,7 +33,7 @@ rule fit_expression_embedding:
 rule similarity_index:
     input:
         unpack(similarity_model),
-        crops=per_shard(f"{OUT}/crops/{{shard}}.parquet"),
+        crops=per_shard(L.crops()),
         code=code("emoflow.similarity.index"),
     output:
         index=f"{OUT}/similarity/index.parquet",

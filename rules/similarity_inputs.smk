@@ -12,7 +12,7 @@ def _embedding(name):
 def _trunk_feature(name):
     """The frame_cnn entry whose fit is the embedding's trunk (its fold's under k-fold)."""
     trunk = _embedding(name)["trunk"]
-    table = feature_of(trunk, FOLD_OF[name]) if name in FOLD_OF else trunk
+    table = feature_of(trunk, PLAN.fold_of[name]) if name in PLAN.fold_of else trunk
     if FEATURES.get(table, {}).get("extractor") != "frame_cnn":
         raise WorkflowError(
             f"{_CONFIG_SOURCE}: features.{name}.trunk: {trunk!r} is not a frame_cnn entry "
@@ -51,7 +51,7 @@ def embedding_fit_config(wildcards):
 def _similarity_feature():
     """The expression_embedding entry the index uses (similarity.feature, else the only one)."""
     names = sorted(
-        n for n, p in FEATURES_ALL.items() if p["extractor"] == "expression_embedding"
+        n for n, p in PLAN.features_all.items() if p["extractor"] == "expression_embedding"
     )
     chosen = SIMILARITY["feature"]
     if chosen and chosen not in names:

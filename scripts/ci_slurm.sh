@@ -9,8 +9,8 @@
 #    gres="gpu:fakegpu:2" (-> --gres) through the same profile; both jobs must run under
 #    SLURM with CUDA_VISIBLE_DEVICES naming 1 and 2 of the node's fake GPUs,
 # 3. runs the demo with --profile profiles/slurm into WORK_DIR,
-# 4. compares WORK_DIR/results/demo with LOCAL_RESULTS (python -m emoflow.compare, floats
-#    within 1e-6: every Parquet/CSV/JSON/NPZ table; see src/emoflow/compare.py),
+# 4. compares WORK_DIR/results/demo with LOCAL_RESULTS (python "$REPO/tools/compare.py", floats
+#    within 1e-6: every Parquet/CSV/JSON/NPZ table; see tools/compare.py),
 # 5. stops the cluster (also on failure), prints the wall times.
 # Environment: EMOFLOW_VENV (default .venv), EMOFLOW_SLURM_KEEP=1 leaves the cluster running,
 # EMOFLOW_LOCAL_DEMO_SECONDS (the local run's wall time, printed beside the SLURM one),
@@ -112,7 +112,7 @@ t_demo=$(secs "$t0" "$(now)")
 
 step "compare with the local run ($LOCAL)"
 t0=$(now)
-python -m emoflow.compare "$LOCAL" "$WORK/results/demo" --atol "$ATOL"
+python "$REPO/tools/compare.py" "$LOCAL" "$WORK/results/demo" --atol "$ATOL"
 t_cmp=$(secs "$t0" "$(now)")
 
 step "wall times"

@@ -2,10 +2,11 @@
 # The test command (the README's second set-up command runs it; .ci/run too):
 #   1. the demo workflow end to end (one run, reused by the tests that need one)
 #   2. pytest
-#   3. snakemake --lint, snakefmt --check, dry runs of the default config and presets
+#   3. ruff check + ruff format --check (Python), snakemake --lint, snakefmt --check, dry runs
+#      of the default config and presets
 #   4. the demo again through real SLURM (a single-node cluster on localhost,
 #      scripts/ci_slurm.sh), its outputs compared with the local run's (floats within 1e-6)
-#   5. the conda envs as far as no conda allows (scripts/check_envs.py): each env's pip layer
+#   5. the conda envs as far as no conda allows (tools/check_envs.py): each env's pip layer
 #      in a clean venv, its rules' imports and one real job on the demo run's data
 # Run after scripts/setup.sh. Environment: EMOFLOW_VENV (default .venv), EMOFLOW_TEST_WORKERS
 # (pytest workers, default 2; 0 = none), EMOFLOW_CI_SLURM=0
@@ -17,7 +18,9 @@ export PATH="$PWD/$VENV/bin:$PATH"
 SMK=(python -m snakemake)
 step() { printf '\n== %s ==\n' "$*"; }
 
-step "static checks: snakefmt --check, snakemake --lint"
+step "static checks: ruff check, ruff format --check, snakefmt --check, snakemake --lint"
+ruff check .
+ruff format --check .
 snakefmt --check .
 "${SMK[@]}" --lint
 
@@ -54,7 +57,7 @@ fi
 
 step "conda envs: each env's pip layer in a clean venv, its rules' imports, one real job"
 set +e
-python scripts/check_envs.py --demo "$DEMO_WORK"
+python tools/check_envs.py --demo "$DEMO_WORK"
 envs_rc=$?
 set -e
 

@@ -21,7 +21,17 @@ def make_video(path, duration=1.0, size=(64, 48), fps=10, audio=True, tone=440, 
     """A real H.264(+AAC) file from ffmpeg's test sources."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"{pattern}=size={size[0]}x{size[1]}:rate={fps}:duration={duration}"]
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"{pattern}=size={size[0]}x{size[1]}:rate={fps}:duration={duration}",
+    ]
     if audio:
         cmd += ["-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=22050:duration={duration}"]
     cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-threads", "1", *extra]
@@ -44,7 +54,12 @@ def tiny_videos(tmp_path):
     """Four tiny labelled videos (one without audio) and their manifest."""
     data = tmp_path / "data"
     rows = []
-    specs = [("v1", "happy", "train", True), ("v2", "sad", "train", True), ("v3", "surprise", "val", True), ("v4", "happy", "test", False)]
+    specs = [
+        ("v1", "happy", "train", True),
+        ("v2", "sad", "train", True),
+        ("v3", "surprise", "val", True),
+        ("v4", "happy", "test", False),
+    ]
     for i, (vid, label, split, audio) in enumerate(specs):
         make_video(data / "clips" / f"{vid}.mp4", duration=1.0, audio=audio, tone=300 + 100 * i)
         rows.append({"video_id": vid, "path": f"clips/{vid}.mp4", "label": label, "split": split, "speaker": f"p{i}"})
@@ -72,7 +87,18 @@ def copy_workflow(dest: Path) -> Path:
 def snakemake(workflow: Path, workdir: Path, *args, check=True):
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(workflow / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(workflow / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")

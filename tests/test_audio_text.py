@@ -21,12 +21,21 @@ SR = 16000
 def tone(seconds=1.5, freq=220.0, amp=0.3):
     t = np.arange(int(seconds * SR)) / SR
     rng = np.random.default_rng(0)
-    return (amp * np.sin(2 * np.pi * freq * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.normal(size=t.size)).astype(np.float32)
+    return (
+        amp * np.sin(2 * np.pi * freq * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.normal(size=t.size)
+    ).astype(np.float32)
 
 
 @pytest.mark.parametrize(
     "feature_set, functionals, lld",
-    [("IS09", 384, 16), ("IS10", 1582, 38), ("IS11", 4368, 59), ("IS13", 6373, 65), ("eGeMAPSv02", 88, 25), ("ComParE_2016", 6373, 65)],
+    [
+        ("IS09", 384, 16),
+        ("IS10", 1582, 38),
+        ("IS11", 4368, 59),
+        ("IS13", 6373, 65),
+        ("eGeMAPSv02", 88, 25),
+        ("ComParE_2016", 6373, 65),
+    ],
 )
 def test_opensmile_sizes_match_the_documented_ones(feature_set, functionals, lld):
     f = OpenSmile({"feature_set": feature_set, "level": "functionals"})
@@ -63,12 +72,47 @@ def _shard(tmp_path, cfg):
     import subprocess
 
     subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=1", "-f", "lavfi",
-         "-i", "anullsrc=r=16000:cl=mono", "-t", "1", "-c:v", "libx264", "-c:a", "aac", str(tmp_path / "silent.mp4")], check=True)  # fmt: skip
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48:rate=10:duration=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=16000:cl=mono",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            str(tmp_path / "silent.mp4"),
+        ],
+        check=True,
+    )
     sheet = str(tmp_path / "sheet.parquet")
-    write_sheet(pd.DataFrame({"video_id": ["loud", "mute", "silent"], "path": [str(tmp_path / f"{v}.mp4") for v in ("loud", "mute", "silent")]}), sheet)
+    write_sheet(
+        pd.DataFrame(
+            {
+                "video_id": ["loud", "mute", "silent"],
+                "path": [str(tmp_path / f"{v}.mp4") for v in ("loud", "mute", "silent")],
+            }
+        ),
+        sheet,
+    )
     probe.run(sheet, str(tmp_path / "p.parquet"), str(tmp_path / "ps.parquet"), cfg)
-    audio.run(sheet, str(tmp_path / "p.parquet"), str(tmp_path / "a.parquet"), str(tmp_path / "wav"), str(tmp_path / "as.parquet"), cfg)
+    audio.run(
+        sheet,
+        str(tmp_path / "p.parquet"),
+        str(tmp_path / "a.parquet"),
+        str(tmp_path / "wav"),
+        str(tmp_path / "as.parquet"),
+        cfg,
+    )
     return str(tmp_path / "a.parquet"), str(tmp_path / "wav")
 
 
@@ -128,12 +172,17 @@ def test_tfidf_is_fitted_on_the_training_split_only(tmp_path):
     from emoflow.features import tfidf
 
     man = tmp_path / "m.csv"
-    pd.DataFrame({"video_id": ["a", "b", "c"], "path": ["x"] * 3, "split": ["train", "train", "test"]}).to_csv(man, index=False)
+    pd.DataFrame({"video_id": ["a", "b", "c"], "path": ["x"] * 3, "split": ["train", "train", "test"]}).to_csv(
+        man, index=False
+    )
     tr = tmp_path / "t.parquet"
     write_rows(
-        [{"video_id": v, "text": t, "confidence": 1.0, "n_words": 3, "missing": False, "backend": "x"}
-         for v, t in [("a", "kids are talking"), ("b", "dogs are sitting"), ("c", "zebras secretly dancing")]],  # fmt: skip
-        tr, tables.TRANSCRIPTS,
+        [
+            {"video_id": v, "text": t, "confidence": 1.0, "n_words": 3, "missing": False, "backend": "x"}
+            for v, t in [("a", "kids are talking"), ("b", "dogs are sitting"), ("c", "zebras secretly dancing")]
+        ],
+        tr,
+        tables.TRANSCRIPTS,
     )
     model = tmp_path / "tfidf.json"
     assert tfidf.main(["fit", str(man), str(model), str(tr), "--config", json.dumps({"ngram_max": 1})]) == 0
@@ -150,7 +199,10 @@ def test_sentence_embeddings_offline():
     from emoflow.features.text import SentenceEmbedding
 
     ext = SentenceEmbedding({})
-    a, b, c = (ext.extract(t).values for t in ("kids are talking by the door", "children are chatting at the door", "the stock market fell"))
+    a, b, c = (
+        ext.extract(t).values
+        for t in ("kids are talking by the door", "children are chatting at the door", "the stock market fell")
+    )
     assert ext.dim == 384 and a.shape == (384,)
     assert float(a @ b) > float(a @ c) + 0.2
 
@@ -177,7 +229,18 @@ def test_audio_cnn_learns_and_embeds(tmp_path):
 
     tr, va = dataset(16), dataset(8)
     mean, std = float(tr[0].mean()), float(tr[0].std())
-    model, history = audio_cnn.train((tr[0] - mean) / std, tr[1], tr[2], (va[0] - mean) / std, va[1], va[2], 2, epochs=15, patience=15, log=lambda *_: None)
+    model, history = audio_cnn.train(
+        (tr[0] - mean) / std,
+        tr[1],
+        tr[2],
+        (va[0] - mean) / std,
+        va[1],
+        va[2],
+        2,
+        epochs=15,
+        patience=15,
+        log=lambda *_: None,
+    )
     assert max(h["holdout_clip_acc"] for h in history) >= 0.75
     meta = tmp_path / "m.json"
     with atomic_path(meta.with_suffix(".keras"), suffix=".keras") as tmp:

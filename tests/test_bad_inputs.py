@@ -48,33 +48,108 @@ SKIP_ALL = "probe error; upstream skip in frames, audio, faces; every feature mi
 CASES = {
     # --- media, in the workflow run (bad_run) ---
     "zero_byte": ("zero-byte file", f"skip: {SKIP_ALL} ('zero-byte file')", "test_media_case"),
-    "truncated_header": ("mp4 cut in half (index at the end: unreadable)", f"skip: {SKIP_ALL} ('not a readable media file')", "test_media_case"),
-    "truncated_tail": ("mp4 cut at 60% (index at the front: the start decodes)", "processed: the decoded part is kept; frames and audio record a 'partial' skip", "test_media_case"),
+    "truncated_header": (
+        "mp4 cut in half (index at the end: unreadable)",
+        f"skip: {SKIP_ALL} ('not a readable media file')",
+        "test_media_case",
+    ),
+    "truncated_tail": (
+        "mp4 cut at 60% (index at the front: the start decodes)",
+        "processed: the decoded part is kept; frames and audio record a 'partial' skip",
+        "test_media_case",
+    ),
     "not_a_video": ("a text file named .mp4", f"skip: {SKIP_ALL} ('not a readable media file')", "test_media_case"),
     "random_bytes": ("random bytes named .mp4", f"skip: {SKIP_ALL}", "test_media_case"),
-    "still_image": ("a JPEG photo", "processed as a one-frame video; no audio stream (audio 'missing', audio features missing)", "test_media_case"),
-    "no_audio": ("video without an audio stream", "processed; audio skip 'missing' (has_audio false), audio features missing", "test_media_case"),
-    "silent_audio": ("audio stream of digital silence", "processed; audio features missing ('silent audio', below feature_inputs.min_audio_dbfs)", "test_media_case"),
-    "audio_only": ("audio-only file (.m4a)", "processed; frames skip 'missing' (no video stream), faces 'upstream', visual features missing", "test_media_case"),
+    "still_image": (
+        "a JPEG photo",
+        "processed as a one-frame video; no audio stream (audio 'missing', audio features missing)",
+        "test_media_case",
+    ),
+    "no_audio": (
+        "video without an audio stream",
+        "processed; audio skip 'missing' (has_audio false), audio features missing",
+        "test_media_case",
+    ),
+    "silent_audio": (
+        "audio stream of digital silence",
+        "processed; audio features missing ('silent audio', below feature_inputs.min_audio_dbfs)",
+        "test_media_case",
+    ),
+    "audio_only": (
+        "audio-only file (.m4a)",
+        "processed; frames skip 'missing' (no video stream), faces 'upstream', visual features missing",
+        "test_media_case",
+    ),
     "no_face": ("video without a face", "processed; faces skip 'missing', visual features missing", "test_media_case"),
-    "two_frames": ("2-frame video (0.08 s)", "processed: one sampled frame (the fps filter passes the last frame); eGeMAPS functionals of 0.08 s of audio hold NaN, so that feature is missing ('NaN or infinite'), every other feature present", "test_media_case"),
-    "video_4k": ("3840x2160 video", "processed; frames stored at frames.max_side (256x144); peak RSS per stage in bench/out/bad_inputs.json", "test_media_case"),
-    "odd_file_name": ("file and folder names with spaces, quotes, unicode, ';', '$()', backticks", "processed like any other; no injected command runs", "test_no_manifest_field_reaches_a_shell"),
-    "long_video": ("10-minute video", "processed, streamed (frames in row groups; the face stage decodes a long video's frames on demand): memory bounded; peak RSS per stage in bench/out/bad_inputs.json",
-                   "test_long_video_is_streamed; test_long_video_faces_are_decoded_on_demand_with_the_same_results"),
-    "hung_decoder": ("ffmpeg that stops producing output", "killed at its time limit (timeout_base_s + timeout_per_media_s x duration); skip 'error' or 'partial'", "test_hung_decoder_is_killed_at_its_time_limit"),
+    "two_frames": (
+        "2-frame video (0.08 s)",
+        "processed: one sampled frame (the fps filter passes the last frame); eGeMAPS functionals of 0.08 s of audio hold NaN, so that feature is missing ('NaN or infinite'), every other feature present",
+        "test_media_case",
+    ),
+    "video_4k": (
+        "3840x2160 video",
+        "processed; frames stored at frames.max_side (256x144); peak RSS per stage in bench/out/bad_inputs.json",
+        "test_media_case",
+    ),
+    "odd_file_name": (
+        "file and folder names with spaces, quotes, unicode, ';', '$()', backticks",
+        "processed like any other; no injected command runs",
+        "test_no_manifest_field_reaches_a_shell",
+    ),
+    "long_video": (
+        "10-minute video",
+        "processed, streamed (frames in row groups; the face stage decodes a long video's frames on demand): memory bounded; peak RSS per stage in bench/out/bad_inputs.json",
+        "test_long_video_is_streamed; test_long_video_faces_are_decoded_on_demand_with_the_same_results",
+    ),
+    "hung_decoder": (
+        "ffmpeg that stops producing output",
+        "killed at its time limit (timeout_base_s + timeout_per_media_s x duration); skip 'error' or 'partial'",
+        "test_hung_decoder_is_killed_at_its_time_limit",
+    ),
     # --- manifest: the run stops before any job, listing every problem with its line ---
-    "duplicate_ids": ("two rows with one video_id (or ids differing only in case)", "error: line and first line of the id", "test_manifest_errors_stop_the_run_before_any_job; test_manifest.py"),
-    "unsafe_ids": ("video_id with spaces, quotes, unicode, ';', '$()', backticks, '/'", "error: the id is unsafe as a file name", "test_manifest_errors_stop_the_run_before_any_job; test_manifest.py"),
-    "label_outside_class_set": ("label not in the configured label space", "error: the label and the class set", "test_manifest_errors_stop_the_run_before_any_job; test_manifest.py"),
-    "missing_file": ("path to no file, a folder, or a pipe/device", "error: file not found / is a directory / not a regular file", "test_manifest_errors_stop_the_run_before_any_job; test_manifest.py"),
-    "braces_in_path": ("file name with '{' or '}'", "error: rename the file (Snakemake reads braces as wildcards)", "test_manifest_errors_stop_the_run_before_any_job"),
+    "duplicate_ids": (
+        "two rows with one video_id (or ids differing only in case)",
+        "error: line and first line of the id",
+        "test_manifest_errors_stop_the_run_before_any_job; test_manifest.py",
+    ),
+    "unsafe_ids": (
+        "video_id with spaces, quotes, unicode, ';', '$()', backticks, '/'",
+        "error: the id is unsafe as a file name",
+        "test_manifest_errors_stop_the_run_before_any_job; test_manifest.py",
+    ),
+    "label_outside_class_set": (
+        "label not in the configured label space",
+        "error: the label and the class set",
+        "test_manifest_errors_stop_the_run_before_any_job; test_manifest.py",
+    ),
+    "missing_file": (
+        "path to no file, a folder, or a pipe/device",
+        "error: file not found / is a directory / not a regular file",
+        "test_manifest_errors_stop_the_run_before_any_job; test_manifest.py",
+    ),
+    "braces_in_path": (
+        "file name with '{' or '}'",
+        "error: rename the file (Snakemake reads braces as wildcards)",
+        "test_manifest_errors_stop_the_run_before_any_job",
+    ),
     "bad_split": ("split not train/val/test/empty", "error", "test_manifest.py"),
     "empty_manifest": ("empty file, header only, missing columns", "error", "test_manifest.py"),
     # --- evaluation: the splits job fails (per-video stages done and kept) ---
-    "class_absent_from_train": ("a class in val/test with no training video", "error at the splits job: the class, its videos per split, the manifest", "test_evaluation_errors_name_the_manifest_and_keep_the_media_stages"),
-    "empty_split": ("no val (or train, or test) videos", "error at the splits job: which split is empty, counts per split, the manifest", "test_evaluation_errors_name_the_manifest_and_keep_the_media_stages"),
-    "class_absent_everywhere": ("a class of the label space no video has", "allowed (the label space may be wider than the corpus): its probability column is 0", "test_class_absent_from_every_split_is_allowed"),
+    "class_absent_from_train": (
+        "a class in val/test with no training video",
+        "error at the splits job: the class, its videos per split, the manifest",
+        "test_evaluation_errors_name_the_manifest_and_keep_the_media_stages",
+    ),
+    "empty_split": (
+        "no val (or train, or test) videos",
+        "error at the splits job: which split is empty, counts per split, the manifest",
+        "test_evaluation_errors_name_the_manifest_and_keep_the_media_stages",
+    ),
+    "class_absent_everywhere": (
+        "a class of the label space no video has",
+        "allowed (the label space may be wider than the corpus): its probability column is 0",
+        "test_class_absent_from_every_split_is_allowed",
+    ),
 }
 
 FEATURES = {"egemaps": "audio", "hog": "face", "lbp_top": "face"}
@@ -134,7 +209,15 @@ def face_png(path: Path) -> Path:
     return path
 
 
-def face_video(path: Path, png: Path, duration=1.0, audio="sine=frequency=300:sample_rate=22050", scale="256:256", frames=None, extra=()):
+def face_video(
+    path: Path,
+    png: Path,
+    duration=1.0,
+    audio="sine=frequency=300:sample_rate=22050",
+    scale="256:256",
+    frames=None,
+    extra=(),
+):
     """A video of a real face photo (skimage's astronaut) with ``audio`` (a lavfi source; None: no audio stream)."""
     args = ["-loop", "1", "-framerate", "25", "-i", str(png)]
     if audio:
@@ -171,7 +254,9 @@ def make_bad_media(root: Path, png: Path, good_clip: Path) -> dict[str, Path]:
     m["no_audio"] = face_video(root / "no_audio.mp4", png, audio=None)
     m["silent_audio"] = face_video(root / "silent.mp4", png, audio="anullsrc=r=22050:cl=mono")
     m["audio_only"] = root / "voice.m4a"
-    ffmpeg("-f", "lavfi", "-i", "sine=frequency=220:sample_rate=22050:duration=1.5", "-c:a", "aac", str(m["audio_only"]))
+    ffmpeg(
+        "-f", "lavfi", "-i", "sine=frequency=220:sample_rate=22050:duration=1.5", "-c:a", "aac", str(m["audio_only"])
+    )
     m["no_face"] = make_video(root / "no_face.mp4", duration=1.0, size=(128, 96), fps=25, pattern="testsrc")
     m["two_frames"] = face_video(root / "two_frames.mp4", png, frames=2)
     m["video_4k"] = face_video(root / "video_4k.mp4", png, duration=0.6, scale="2160:2160,pad=3840:2160:840:0")
@@ -221,18 +306,39 @@ def bad_run(tmp_path_factory):
     wf = copy_workflow(tmp / "wf")
     work = tmp / "work"
     data = tmp / ODD_DIR  # the manifest and its good clips sit in an odd folder too
-    demo = validate({"outdir": "x", "demo": {"speakers": {"train": 3, "val": 2, "test": 1}, "sentences": ["Kids are talking by the door"], "size": 160}}, schema("config"))["demo"]
+    demo = validate(
+        {
+            "outdir": "x",
+            "demo": {
+                "speakers": {"train": 3, "val": 2, "test": 1},
+                "sentences": ["Kids are talking by the door"],
+                "size": 160,
+            },
+        },
+        schema("config"),
+    )["demo"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(REPO / "src")}
-    subprocess.run([sys.executable, "-m", "emoflow.demo.generate", str(data), "--config", json.dumps({"demo": demo})],
-                   check=True, capture_output=True, env=env, timeout=600)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "emoflow.demo.generate", str(data), "--config", json.dumps({"demo": demo})],
+        check=True,
+        capture_output=True,
+        env=env,
+        timeout=600,
+    )
     good = pd.read_csv(data / "manifest.csv", dtype=str)
     media = make_bad_media(tmp / "bad media", face_png(tmp / "face.png"), data / good["path"].iloc[0])
     train_cases = {"no_face", "audio_only"}  # bad videos in training are left out of the fit
     bad = [
-        {"video_id": case, "path": str(path), "label": "happy", "split": "train" if case in train_cases else "test",
-         "speaker": f"bad_{case}", "sentence": "0"}
+        {
+            "video_id": case,
+            "path": str(path),
+            "label": "happy",
+            "split": "train" if case in train_cases else "test",
+            "speaker": f"bad_{case}",
+            "sentence": "0",
+        }
         for case, path in media.items()
-    ]  # fmt: skip
+    ]
     rows = good.to_dict("records") + bad
     manifest = data / "manifest.csv"
     cfg_file = tmp / "config.yaml"
@@ -305,14 +411,21 @@ def test_media_case(bad_run, case):
     for name, exp in EXPERIMENTS.items():
         pred = read_table(results / "predictions" / "main" / f"{name}.parquet").to_pandas().set_index("video_id")
         assert bool(pred.loc[case, "missing"]) == (exp["feature"] in missing_features), (case, name)
-    frames = pd.concat([read_table(p, columns=["video_id", "width", "height"]).to_pandas() for p in (results / "frames").glob("*.parquet")])
+    frames = pd.concat(
+        [
+            read_table(p, columns=["video_id", "width", "height"]).to_pandas()
+            for p in (results / "frames").glob("*.parquet")
+        ]
+    )
     mine_frames = frames[frames["video_id"] == case]
     if case in ("two_frames", "still_image"):
         assert len(mine_frames) == 1
     if case == "video_4k":
         assert len(mine_frames) == 3 and set(zip(mine_frames["width"], mine_frames["height"])) == {(256, 144)}
     if case == "truncated_tail":
-        probe_rows = pd.concat([read_table(p).to_pandas() for p in (results / "probe").glob("*.parquet")]).set_index("video_id")
+        probe_rows = pd.concat([read_table(p).to_pandas() for p in (results / "probe").glob("*.parquet")]).set_index(
+            "video_id"
+        )
         expected = probe_rows.loc[case, "n_frames"] / probe_rows.loc[case, "fps"] * 5
         assert 0 < len(mine_frames) < 0.9 * expected
 
@@ -321,13 +434,22 @@ def test_no_manifest_field_reaches_a_shell(bad_run, tmp_path):
     _ok(bad_run["good"])
     # the names are live ammunition: pasted into a shell unquoted, they run their commands
     subprocess.run(["bash", "-c", f"true {ODD_NAME} {ODD_DIR}"], cwd=tmp_path, capture_output=True)
-    assert {p.name for p in tmp_path.iterdir()} >= {"pwned_dollar", "pwned_tick", "pwned_semi", "pwned_dir", "pwned_dir_tick", "pwned_dir_semi"}
+    assert {p.name for p in tmp_path.iterdir()} >= {
+        "pwned_dollar",
+        "pwned_tick",
+        "pwned_semi",
+        "pwned_dir",
+        "pwned_dir_tick",
+        "pwned_dir_semi",
+    }
     # ... and the workflow ran on a manifest in such a folder, with such a file, and ran none of them
     assert bad_run["pwned"] == []
     results = bad_run["results"]
     sheets = pd.concat([read_table(p).to_pandas() for p in (results / "shards").glob("*.parquet")])
     assert sheets.set_index("video_id").loc[ODD_ID, "path"].endswith(ODD_NAME)
-    faces = pd.concat([read_table(p).to_pandas() for p in (results / "faces").glob("*.videos.parquet")]).set_index("video_id")
+    faces = pd.concat([read_table(p).to_pandas() for p in (results / "faces").glob("*.videos.parquet")]).set_index(
+        "video_id"
+    )
     assert faces.loc[ODD_ID, "n_frames"] == 5 and faces.loc[ODD_ID, "coverage"] == 1.0  # processed, face found
     index = pd.concat([read_table(p).to_pandas() for p in (results / "audio").glob("*.parquet")]).set_index("video_id")
     assert index.loc[ODD_ID, "has_audio"] and index.loc[ODD_ID, "rms_dbfs"] > -30
@@ -353,7 +475,10 @@ def test_evaluation_errors_name_the_manifest_and_keep_the_media_stages(bad_run):
     assert absent.returncode != 0
     n = pd.Series([r["split"] for r in bad_run["rows"] if r["label"] == "surprise"]).value_counts()
     counts = f"test {n['test']}, train 0, val {n['val']}"
-    assert f"error: {manifest}: partition 'main': class(es) 'surprise' have no training videos but are evaluated ('surprise': {counts})" in text
+    assert (
+        f"error: {manifest}: partition 'main': class(es) 'surprise' have no training videos but are evaluated ('surprise': {counts})"
+        in text
+    )
     assert "Traceback" not in text
 
 
@@ -379,7 +504,9 @@ def test_manifest_errors_stop_the_run_before_any_job(tmp_path):
     ]
     manifest = write_csv(tmp_path / "manifest.csv", rows)
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text(yaml.safe_dump({"outdir": "results/m", "dataset": {"source": "manifest", "manifest": str(manifest)}}))
+    cfg.write_text(
+        yaml.safe_dump({"outdir": "results/m", "dataset": {"source": "manifest", "manifest": str(manifest)}})
+    )
     proc = snakemake(wf, tmp_path / "work", "-n", "--configfile", str(cfg), check=False)
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "Traceback" not in text
@@ -414,8 +541,29 @@ def test_long_video_is_streamed(tmp_path, cfg):
     """10 minutes (small frames, a tone): every sampled frame stored, in bounded row
     groups; the whole audio extracted.  Peak memory per stage: bench/bad_inputs.py."""
     path = tmp_path / "long.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=5:duration=600", "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=8000:duration=600",
-           "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-threads", "1", "-c:a", "aac", "-b:a", "16k", str(path))  # fmt: skip
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=5:duration=600",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=300:sample_rate=8000:duration=600",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        "-threads",
+        "1",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "16k",
+        str(path),
+    )
     from emoflow.dataset.sheet import write_sheet
 
     sheet = tmp_path / "sheet.parquet"
@@ -429,7 +577,10 @@ def test_long_video_is_streamed(tmp_path, cfg):
     assert read_table(p["fs"]).num_rows == 0
     assert len(reader.table("long")) == 600 * cfg["frames"]["fps"]
     groups = [reader.file.metadata.row_group(g).num_rows for g in range(reader.file.num_row_groups)]
-    assert max(groups) <= cfg["frames"]["rows_per_group"] and len(groups) >= 600 * cfg["frames"]["fps"] / cfg["frames"]["rows_per_group"]
+    assert (
+        max(groups) <= cfg["frames"]["rows_per_group"]
+        and len(groups) >= 600 * cfg["frames"]["fps"] / cfg["frames"]["rows_per_group"]
+    )
     audio.run(str(sheet), p["probe"], p["audio"], str(tmp_path / "wavs"), p["as"], cfg)
     arow = read_table(p["audio"]).to_pylist()[0]
     assert arow["has_audio"] and arow["duration_s"] == pytest.approx(600, abs=0.5) and read_table(p["as"]).num_rows == 0
@@ -460,17 +611,41 @@ def test_class_absent_from_every_split_is_allowed(tmp_path):
     rng = np.random.default_rng(0)
     split = {6: "val", 7: "test"}
     m = pd.DataFrame(
-        [{"video_id": f"v{s}_{j}", "path": "x.mp4", "label": classes[j % 2], "split": split.get(s, "train"), "speaker": f"s{s}"}
-         for s in range(8) for j in range(4)]
-    )  # fmt: skip
+        [
+            {
+                "video_id": f"v{s}_{j}",
+                "path": "x.mp4",
+                "label": classes[j % 2],
+                "split": split.get(s, "train"),
+                "speaker": f"s{s}",
+            }
+            for s in range(8)
+            for j in range(4)
+        ]
+    )
     part = splits.partition(m, "main", {"scheme": "fixed"})
     assert set(part["label"]) == {"happy", "sad"}
     write_table(pa.Table.from_pandas(part, preserve_index=False), tmp_path / "splits.parquet", SPLITS)
-    rows = [{"video_id": r.video_id, "missing": False, "x": (np.eye(3)[classes.index(r.label)] * 3 + rng.normal(0, 0.5, 3)).tolist()} for r in part.itertuples()]
+    rows = [
+        {
+            "video_id": r.video_id,
+            "missing": False,
+            "x": (np.eye(3)[classes.index(r.label)] * 3 + rng.normal(0, 0.5, 3)).tolist(),
+        }
+        for r in part.itertuples()
+    ]
     write_table(pa.Table.from_pylist(rows), tmp_path / "f.parquet", features(3, "video"))
-    cfg = {"classes": classes, "classifier": {"type": "logistic", "grid": {"C": [1.0]}}, "evaluation": {"metric": "accuracy", "seed": 0, "cv_folds": 3},
-           "feature": "toy", "encoding": None, "modality": "audio"}  # fmt: skip
-    cols, report, _ = classify_stage.run("toy", str(tmp_path / "splits.parquet"), [str(tmp_path / "f.parquet")], cfg, 1, logging.getLogger("t"))
+    cfg = {
+        "classes": classes,
+        "classifier": {"type": "logistic", "grid": {"C": [1.0]}},
+        "evaluation": {"metric": "accuracy", "seed": 0, "cv_folds": 3},
+        "feature": "toy",
+        "encoding": None,
+        "modality": "audio",
+    }
+    cols, report, _ = classify_stage.run(
+        "toy", str(tmp_path / "splits.parquet"), [str(tmp_path / "f.parquet")], cfg, 1, logging.getLogger("t")
+    )
     probs = np.column_stack([cols[f"p_{c}"] for c in classes])
     assert (probs[:, 2] == 0).all() and np.allclose(probs.sum(1), 1) and report["scores"]["test"]["accuracy"] == 1.0
 
@@ -487,7 +662,12 @@ def test_long_video_faces_are_decoded_on_demand_with_the_same_results(tmp_path, 
     face_video(tmp_path / "face.mp4", png, duration=2.4, audio=None, scale="256:256,rotate=0.2*t")
     make_video(tmp_path / "noface.mp4", duration=1.0, size=(128, 96), fps=10, audio=False, pattern="testsrc")
     sheet = tmp_path / "sheet.parquet"
-    write_sheet(pd.DataFrame({"video_id": ["face", "noface"], "path": [str(tmp_path / "face.mp4"), str(tmp_path / "noface.mp4")]}), str(sheet))
+    write_sheet(
+        pd.DataFrame(
+            {"video_id": ["face", "noface"], "path": [str(tmp_path / "face.mp4"), str(tmp_path / "noface.mp4")]}
+        ),
+        str(sheet),
+    )
     cfg = json.loads(json.dumps(cfg))
     cfg["faces"].update(device="cpu", detect_every=3)
     p = {k: str(tmp_path / f"{k}.parquet") for k in ("probe", "ps", "frames", "fs")}

@@ -14,13 +14,25 @@ from PIL import Image, ImageDraw
 pytest.importorskip("torch")
 
 from emoflow import tables  # noqa: E402
+from emoflow.faces.read import iter_crops  # noqa: E402
 from emoflow.features import base  # noqa: E402
 from emoflow.features.c3d import C3D, main, windows  # noqa: E402
 from emoflow.storage import write_rows  # noqa: E402
 
 CLASSES = ["expanding", "contracting"]
-SMALL = {"frames": 8, "stride": 4, "size": 24, "crop": 0.8, "channels": [8, 16], "emb_dim": 16, "epochs": 12, "patience": 12,
-         "batch_size": 8, "lr": 0.01, "jitter": 1}  # fmt: skip
+SMALL = {
+    "frames": 8,
+    "stride": 4,
+    "size": 24,
+    "crop": 0.8,
+    "channels": [8, 16],
+    "emb_dim": 16,
+    "epochs": 12,
+    "patience": 12,
+    "batch_size": 8,
+    "lr": 0.01,
+    "jitter": 1,
+}
 
 
 def _jpeg(img: np.ndarray) -> bytes:
@@ -51,19 +63,54 @@ def _write_shard(tmp_path, n_train=28, n_val=12, seed=0):
         split = "train" if i < n_train else "val"
         n = int(rng.integers(10, 19))
         sheet.append({"video_id": vid, "path": f"/none/{vid}.mp4"})
-        videos.append({"video_id": vid, "n_frames": n, "n_main": n, "coverage": 1.0, "n_tracks": 1, "main_track": 0,
-                       "hint_used": False, "frame_width": 112, "frame_height": 112})  # fmt: skip
+        videos.append(
+            {
+                "video_id": vid,
+                "n_frames": n,
+                "n_main": n,
+                "coverage": 1.0,
+                "n_tracks": 1,
+                "main_track": 0,
+                "hint_used": False,
+                "frame_width": 112,
+                "frame_height": 112,
+            }
+        )
         for k, img in enumerate(_disc_video(label == "expanding", n, rng)):
             grey = np.asarray(Image.fromarray(img).convert("L").resize((48, 48), Image.BOX))
             crops.append({"video_id": vid, "frame": k, "time": k * 0.2, "color": _jpeg(img), "grey": grey.tobytes()})
-            faces.append({"video_id": vid, "frame": k, "time": k * 0.2, "x1": 20.0, "y1": 20.0, "x2": 92.0, "y2": 100.0,
-                          "prob": 1.0, "landmarks": [40.0, 50, 72, 50, 56, 70, 42, 90, 70, 90], "track": 0, "is_main": True,
-                          "detected": True})  # fmt: skip
+            faces.append(
+                {
+                    "video_id": vid,
+                    "frame": k,
+                    "time": k * 0.2,
+                    "x1": 20.0,
+                    "y1": 20.0,
+                    "x2": 92.0,
+                    "y2": 100.0,
+                    "prob": 1.0,
+                    "landmarks": [40.0, 50, 72, 50, 56, 70, 42, 90, 70, 90],
+                    "track": 0,
+                    "is_main": True,
+                    "detected": True,
+                }
+            )
         man.append(f"{vid},{vid}.mp4,{label},{split}")
     # one video of the val split without a face
     sheet.append({"video_id": "noface", "path": "/none/noface.mp4"})
-    videos.append({"video_id": "noface", "n_frames": 5, "n_main": 0, "coverage": 0.0, "n_tracks": 0, "main_track": None,
-                   "hint_used": False, "frame_width": 112, "frame_height": 112})  # fmt: skip
+    videos.append(
+        {
+            "video_id": "noface",
+            "n_frames": 5,
+            "n_main": 0,
+            "coverage": 0.0,
+            "n_tracks": 0,
+            "main_track": None,
+            "hint_used": False,
+            "frame_width": 112,
+            "frame_height": 112,
+        }
+    )
     man.append("noface,noface.mp4,expanding,val")
     paths = [str(tmp_path / f) for f in ("sheet.parquet", "videos.parquet", "crops.parquet", "faces.parquet")]
     for rows, path, schema in zip(
@@ -102,7 +149,7 @@ def shard(tmp_path_factory):
 
 
 def _clips(paths):
-    return [it.data for it in base.iter_crops(*paths) if it.data is not None]
+    return [it.data for it in iter_crops(*paths) if it.data is not None]
 
 
 def test_windows():

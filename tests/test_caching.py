@@ -32,7 +32,10 @@ def test_only_changed_stages_rerun(tmp_path):
         "sharding": {"n_shards": N_SHARDS},
         "frames": {"fps": 5, "max_side": 32},
         # one audio extractor is enough here; null drops the others config.yaml defines
-        "features": {**{name: None for name in load_config([REPO / "config.yaml"])["features"]}, "egemaps": {"extractor": "opensmile", "feature_set": "eGeMAPSv02"}},
+        "features": {
+            **{name: None for name in load_config([REPO / "config.yaml"])["features"]},
+            "egemaps": {"extractor": "opensmile", "feature_set": "eGeMAPSv02"},
+        },
         "asr": {"enabled": False},
         # no experiments: this test is about the per-video stages
         "experiments": {name: None for name in load_config([REPO / "config.yaml"])["experiments"]},
@@ -59,9 +62,16 @@ def test_only_changed_stages_rerun(tmp_path):
     dry = snakemake(wf, work, *args, "-n")
     out = dry.stdout + dry.stderr
     assert job_counts(out) == {
-        "shard_sheet": 1, "probe": 1, "frames": 1, "audio": 1, "faces": 1, "features": 1,
-        "media_summary": 1, "faces_summary": 1, "all": 1,
-    }  # fmt: skip
+        "shard_sheet": 1,
+        "probe": 1,
+        "frames": 1,
+        "audio": 1,
+        "faces": 1,
+        "features": 1,
+        "media_summary": 1,
+        "faces_summary": 1,
+        "all": 1,
+    }
     new_shard = assign([new], N_SHARDS)[0]
     assert f"shard={new_shard}" in out
     snakemake(wf, work, *args)
@@ -73,14 +83,23 @@ def test_only_changed_stages_rerun(tmp_path):
     dry = snakemake(wf, work, *args, "-n")
     n_shards = len(set(assign([r["video_id"] for r in rows] + [new], N_SHARDS)))
     assert job_counts(dry.stdout + dry.stderr) == {
-        "frames": n_shards, "faces": n_shards, "media_summary": 1, "faces_summary": 1, "all": 1
-    }  # fmt: skip
+        "frames": n_shards,
+        "faces": n_shards,
+        "media_summary": 1,
+        "faces_summary": 1,
+        "all": 1,
+    }
     snakemake(wf, work, *args)
 
     # 4. the audio stage's code edited: audio (and the audio features) rerun, nothing else
     audio_py = wf / "src/emoflow/media/audio.py"
     audio_py.write_text(audio_py.read_text() + "\n# an edit\n")
     dry = snakemake(wf, work, *args, "-n")
-    assert job_counts(dry.stdout + dry.stderr) == {"audio": n_shards, "features": n_shards, "media_summary": 1, "all": 1}
+    assert job_counts(dry.stdout + dry.stderr) == {
+        "audio": n_shards,
+        "features": n_shards,
+        "media_summary": 1,
+        "all": 1,
+    }
     snakemake(wf, work, *args)
     assert job_counts(snakemake(wf, work, *args, "-n").stdout) == {}

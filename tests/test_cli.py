@@ -24,8 +24,10 @@ def test_validate_reports_manifest_problems_without_traceback(tmp_path):
     make_video(tmp_path / "a.mp4", duration=0.3)
     manifest = write_manifest(
         tmp_path / "m.csv",
-        [{"video_id": "a", "path": "a.mp4", "label": "happy", "split": "train"},
-         {"video_id": "a", "path": "b.mp4", "label": "joy", "split": "dev"}],  # fmt: skip
+        [
+            {"video_id": "a", "path": "a.mp4", "label": "happy", "split": "train"},
+            {"video_id": "a", "path": "b.mp4", "label": "joy", "split": "dev"},
+        ],
     )
     cfg = tmp_path / "c.yaml"
     cfg.write_text(f"dataset: {{source: manifest, manifest: {manifest}}}\n")

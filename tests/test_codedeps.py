@@ -7,8 +7,15 @@ def names(files):
 
 def test_stage_code_closure_is_exact():
     audio = names(codedeps.source_files("emoflow.media.audio"))
-    assert {"emoflow/__init__.py", "emoflow/media/__init__.py", "emoflow/media/audio.py", "emoflow/media/ffmpeg.py",
-            "emoflow/storage.py", "emoflow/tables.py", "emoflow/logs.py"} <= audio  # fmt: skip
+    assert {
+        "emoflow/__init__.py",
+        "emoflow/media/__init__.py",
+        "emoflow/media/audio.py",
+        "emoflow/media/ffmpeg.py",
+        "emoflow/storage.py",
+        "emoflow/tables.py",
+        "emoflow/logs.py",
+    } <= audio
     assert "emoflow/media/frames.py" not in audio and "emoflow/media/probe.py" not in audio
     frames = names(codedeps.source_files("emoflow.media.frames"))
     assert "emoflow/media/audio.py" not in frames and "emoflow/media/frames.py" in frames

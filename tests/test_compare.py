@@ -1,4 +1,4 @@
-"""emoflow.compare: results-directory comparison on real tiny tables (Parquet, CSV, JSON, NPZ)."""
+"""tools.compare: results-directory comparison on real tiny tables (Parquet, CSV, JSON, NPZ)."""
 
 import json
 import shutil
@@ -8,14 +8,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from emoflow.compare import compare_dirs, list_files, main
+from tools.compare import compare_dirs, list_files, main
 
 
 def write_run(work, *, x_delta=0.0, p_delta=0.0, seconds=1.5, uar=0.75, jpeg=b"\xff\xd8abc"):
     """A miniature results directory at ``work/results/demo`` with every compared file type."""
     root = work / "results" / "demo"
-    for d in ("shards", "features/mfcc", "predictions/main", "models/classify/main", "report",
-              "models/encode/main", "frames", "logs/features"):
+    for d in (
+        "shards",
+        "features/mfcc",
+        "predictions/main",
+        "models/classify/main",
+        "report",
+        "models/encode/main",
+        "frames",
+        "logs/features",
+    ):
         (root / d).mkdir(parents=True, exist_ok=True)
     ids = ["v0", "v1", "v2"]
     pq.write_table(
@@ -42,8 +50,13 @@ def write_run(work, *, x_delta=0.0, p_delta=0.0, seconds=1.5, uar=0.75, jpeg=b"\
         pa.table({"video_id": ["v0"], "jpeg": pa.array([jpeg], pa.binary())}),
         root / "frames" / "s000.parquet",
     )
-    sidecar = {"experiment": "exp", "fit_seconds": seconds, "sha256": f"{int(seconds * 4):064x}", "scores": {"val": {"uar": uar, "n": 3}},
-               "history": [{"epoch": 1, "seconds": seconds, "loss": 0.5}]}
+    sidecar = {
+        "experiment": "exp",
+        "fit_seconds": seconds,
+        "sha256": f"{int(seconds * 4):064x}",
+        "scores": {"val": {"uar": uar, "n": 3}},
+        "history": [{"epoch": 1, "seconds": seconds, "loss": 0.5}],
+    }
     (root / "models" / "classify" / "main" / "exp.json").write_text(json.dumps(sidecar))
     (root / "models" / "classify" / "main" / "exp.model").write_bytes(b"binary model " + bytes([int(seconds)]))
     (root / "report" / "summary.csv").write_text(f"system,val_uar\nexp,{uar:.4f}\n")

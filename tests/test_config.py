@@ -43,7 +43,10 @@ def test_missing_data_root_is_a_clear_error(tmp_path, monkeypatch):
         ({"sharding": {"n_shards": "many"}}, r"sharding\.n_shards: 'many' is not of type 'integer'"),
         ({"dataset": {"label_space": "nope"}}, r"unknown label space 'nope'"),
         ({"dataset": {"source": "manifest"}}, r"dataset\.manifest is required"),
-        ({"label_maps": {"fer2013": {"demo3": {"happy": "joy"}}}}, r"label_maps\.fer2013\.demo3: 'happy' maps to 'joy'"),
+        (
+            {"label_maps": {"fer2013": {"demo3": {"happy": "joy"}}}},
+            r"label_maps\.fer2013\.demo3: 'happy' maps to 'joy'",
+        ),
         ({"demo": {"classes": ["happy", "angry"]}}, r"demo\.classes \['angry'\] are not in label space 'demo3'"),
     ],
 )

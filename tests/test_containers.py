@@ -1,12 +1,11 @@
 """containers/, checked statically (no Docker engine here): every Dockerfile parses, pins its
 base images (no `latest`), copies files that exist; every env has a CPU and a CUDA image
 built from its own envs/<name>.yaml, the CUDA one with GPU builds of the same versions; and
-every Dockerfile is what containers/generate.py writes now, containerize.Dockerfile
+every Dockerfile is what tools/containers.py writes now, containerize.Dockerfile
 included (what `snakemake --containerize` prints for the current envs and rules)."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shlex
 import subprocess
@@ -14,14 +13,31 @@ from pathlib import Path
 
 import pytest
 
-from emoflow import envcheck
+from tools import envcheck
 
 REPO = Path(__file__).resolve().parents[1]
 CONTAINERS = REPO / "containers"
 ENV_NAMES = sorted(p.stem for p in (REPO / "envs").glob("*.yaml"))
 DOCKERFILES = sorted(CONTAINERS.glob("*.Dockerfile"))
-INSTRUCTIONS = {"FROM", "RUN", "CMD", "LABEL", "EXPOSE", "ENV", "ADD", "COPY", "ENTRYPOINT", "VOLUME", "USER",
-                "WORKDIR", "ARG", "ONBUILD", "STOPSIGNAL", "HEALTHCHECK", "SHELL"}  # fmt: skip
+INSTRUCTIONS = {
+    "FROM",
+    "RUN",
+    "CMD",
+    "LABEL",
+    "EXPOSE",
+    "ENV",
+    "ADD",
+    "COPY",
+    "ENTRYPOINT",
+    "VOLUME",
+    "USER",
+    "WORKDIR",
+    "ARG",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "HEALTHCHECK",
+    "SHELL",
+}
 
 
 def instructions(path: Path) -> list[tuple[str, str, int]]:
@@ -47,10 +63,9 @@ def instructions(path: Path) -> list[tuple[str, str, int]]:
 
 
 def load_generate():
-    spec = importlib.util.spec_from_file_location("containers_generate", CONTAINERS / "generate.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from tools import containers
+
+    return containers
 
 
 def test_every_env_has_a_cpu_and_a_cuda_image_and_nothing_else():
@@ -177,9 +192,15 @@ def test_containerize_image_builds_each_env_in_its_own_step_and_runs_the_post_de
 def test_images_that_run_the_demo_generator_install_espeak_ng():
     """espeak-ng is no conda-forge package (envs/README.md): the images of the base env
     (rule demo_data) and the whole-workflow image install Debian's/Ubuntu's."""
-    for path in [CONTAINERS / "base.cpu.Dockerfile", CONTAINERS / "base.cuda.Dockerfile", CONTAINERS / "containerize.Dockerfile"]:
+    for path in [
+        CONTAINERS / "base.cpu.Dockerfile",
+        CONTAINERS / "base.cuda.Dockerfile",
+        CONTAINERS / "containerize.Dockerfile",
+    ]:
         runs = [a for w, a, _ in instructions(path) if w == "RUN"]
-        assert any(r.startswith("apt-get update && apt-get install -y --no-install-recommends espeak-ng ") for r in runs), path.name
+        assert any(
+            r.startswith("apt-get update && apt-get install -y --no-install-recommends espeak-ng ") for r in runs
+        ), path.name
     assert "espeak" not in (CONTAINERS / "face.cpu.Dockerfile").read_text()
 
 
@@ -189,7 +210,9 @@ def test_a_failing_env_step_names_its_env(tmp_path):
     (run,) = [a for w, a, _ in instructions(path) if w == "RUN" and "envs/base.yaml" in a and "conda env create" in a]
     (tmp_path / "conda").write_text("#!/bin/sh\necho 'PackagesNotFoundError: stand-in' >&2\nexit 1\n")
     (tmp_path / "conda").chmod(0o755)
-    proc = subprocess.run(["/bin/sh", "-c", run], capture_output=True, text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"})
+    proc = subprocess.run(
+        ["/bin/sh", "-c", run], capture_output=True, text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    )
     assert proc.returncode == 1
     assert "could not create the env of envs/base.yaml" in proc.stderr
 
@@ -197,7 +220,7 @@ def test_a_failing_env_step_names_its_env(tmp_path):
 def test_env_dockerfiles_are_up_to_date():
     generate = load_generate()
     stale = generate.stale(generate.expected(with_containerize=False))
-    assert stale == [], "run: python containers/generate.py\n" + "\n".join(stale)
+    assert stale == [], "run: python tools/containers.py\n" + "\n".join(stale)
 
 
 def test_containerize_dockerfile_is_what_snakemake_prints_now():
@@ -207,7 +230,9 @@ def test_containerize_dockerfile_is_what_snakemake_prints_now():
     assert printed.startswith("FROM condaforge/miniforge3:latest\n")  # what the pin replaces
     want = generate.containerize_dockerfile(printed)
     have = (CONTAINERS / "containerize.Dockerfile").read_text()
-    assert have == want, "run: python containers/generate.py\n" + "\n".join(generate.stale({CONTAINERS / "containerize.Dockerfile": want}))
+    assert have == want, "run: python tools/containers.py\n" + "\n".join(
+        generate.stale({CONTAINERS / "containerize.Dockerfile": want})
+    )
     # Snakemake's text, unchanged below the pinned FROM but for its one chained env step,
     # whose commands each have their own step here
     body = printed.split("\n", 1)[1].rstrip("\n").split("\n")
@@ -225,7 +250,9 @@ def test_stale_dockerfile_is_reported(tmp_path):
     path = tmp_path / "x.Dockerfile"
     path.write_text("FROM mambaorg/micromamba:2.8.1\n")
     diff = generate.stale({path: "FROM mambaorg/micromamba:2.8.2\n"})
-    assert len(diff) == 1 and "-FROM mambaorg/micromamba:2.8.1" in diff[0] and "+FROM mambaorg/micromamba:2.8.2" in diff[0]
+    assert (
+        len(diff) == 1 and "-FROM mambaorg/micromamba:2.8.1" in diff[0] and "+FROM mambaorg/micromamba:2.8.2" in diff[0]
+    )
 
 
 def test_buildkit_parser_reads_the_same_instructions():

@@ -78,11 +78,26 @@ def make_cremad(root: Path, exts=(".flv",), speakers=CREMAD_SPEAKERS) -> Path:
 
 def test_ravdess_decodes_every_field():
     f = corpora.decode_ravdess("02-02-06-01-02-01-12")
-    assert f == {"modality": "video", "vocal_channel": "song", "emotion": "fearful", "intensity": "normal",
-                 "statement": "dogs", "repetition": 1, "actor": 12, "speaker": "actor12", "gender": "female"}  # fmt: skip
+    assert f == {
+        "modality": "video",
+        "vocal_channel": "song",
+        "emotion": "fearful",
+        "intensity": "normal",
+        "statement": "dogs",
+        "repetition": 1,
+        "actor": 12,
+        "speaker": "actor12",
+        "gender": "female",
+    }
     f = corpora.decode_ravdess("03-01-08-02-01-02-07")
     assert (f["modality"], f["vocal_channel"], f["emotion"], f["intensity"], f["statement"], f["repetition"]) == (
-        "audio", "speech", "surprised", "strong", "kids", 2)  # fmt: skip
+        "audio",
+        "speech",
+        "surprised",
+        "strong",
+        "kids",
+        2,
+    )
     assert (f["speaker"], f["gender"]) == ("actor07", "male")
     assert corpora.decode_ravdess("01-01-02-01-01-01-24")["modality"] == "av"
     emotions = [corpora.decode_ravdess(f"03-01-{e:02d}-01-01-01-01")["emotion"] for e in range(1, 9)]
@@ -178,13 +193,26 @@ def test_ravdess_through_paired_av_clips(data_root):
 
 
 def test_cremad_decodes_every_field():
-    assert corpora.decode_cremad("1001_DFA_ANG_XX") == {"speaker": "1001", "sentence": "DFA", "emotion": "angry", "level": "XX"}
+    assert corpora.decode_cremad("1001_DFA_ANG_XX") == {
+        "speaker": "1001",
+        "sentence": "DFA",
+        "emotion": "angry",
+        "level": "XX",
+    }
     assert corpora.decode_cremad("1091_IEO_HAP_LO")["level"] == "LO"
     assert corpora.decode_cremad("1040_ITH_SAD_X")["level"] == "X"  # the corpus's one-letter level
-    emotions = [corpora.decode_cremad(f"1050_TIE_{e}_MD")["emotion"] for e in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")]
+    emotions = [
+        corpora.decode_cremad(f"1050_TIE_{e}_MD")["emotion"] for e in ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
+    ]
     assert emotions == ["angry", "disgust", "fear", "happy", "neutral", "sad"]
-    for bad, why in {"1000_DFA_ANG_XX": "speaker 1000", "1092_DFA_ANG_XX": "speaker 1092", "1001_ABC_ANG_XX": "sentence ABC",
-                     "1001_DFA_JOY_XX": "emotion JOY", "1001_DFA_ANG_ZZ": "level ZZ", "1001-DFA-ANG-XX": "not a CREMA-D name"}.items():  # fmt: skip
+    for bad, why in {
+        "1000_DFA_ANG_XX": "speaker 1000",
+        "1092_DFA_ANG_XX": "speaker 1092",
+        "1001_ABC_ANG_XX": "sentence ABC",
+        "1001_DFA_JOY_XX": "emotion JOY",
+        "1001_DFA_ANG_ZZ": "level ZZ",
+        "1001-DFA-ANG-XX": "not a CREMA-D name",
+    }.items():
         with pytest.raises(ValueError, match=why):
             corpora.decode_cremad(bad)
 
@@ -192,7 +220,9 @@ def test_cremad_decodes_every_field():
 def test_cremad_scan_picks_one_file_per_clip_and_lists_the_rest(tmp_path):
     root = make_cremad(tmp_path / "CREMA-D", exts=(".flv", ".wav", ".mp3"))
     (root / "VideoDemographics.csv").write_text(
-        "ActorID,Age,Sex,Race,Ethnicity\n" + "".join(f"{s},30,{'Male' if int(s) % 2 else 'Female'},x,y\n" for s in CREMAD_SPEAKERS))
+        "ActorID,Age,Sex,Race,Ethnicity\n"
+        + "".join(f"{s},30,{'Male' if int(s) % 2 else 'Female'},x,y\n" for s in CREMAD_SPEAKERS)
+    )
     (root / "AudioWAV" / "1001_XYZ_ANG_XX.wav").touch()
     video = corpora.scan("cremad", root, {"media": "video"})
     assert len(video.rows) == 91 * 12 and set(video.rows["path"].map(lambda p: Path(p).suffix)) == {".flv"}
@@ -214,8 +244,13 @@ def test_cremad_scan_picks_one_file_per_clip_and_lists_the_rest(tmp_path):
 
 def test_folder_layouts_and_speaker_regex(tmp_path):
     root = tmp_path / "mine"
-    for split, label, name in [("train", "happy", "spk1_a.wav"), ("train", "sad", "spk1_b.wav"), ("val", "happy", "spk2_a.mp4"),
-                               ("test", "sad", "spk3_a.wav"), ("test", "sad", "x y.wav")]:  # fmt: skip
+    for split, label, name in [
+        ("train", "happy", "spk1_a.wav"),
+        ("train", "sad", "spk1_b.wav"),
+        ("val", "happy", "spk2_a.mp4"),
+        ("test", "sad", "spk3_a.wav"),
+        ("test", "sad", "x y.wav"),
+    ]:
         (root / split / label).mkdir(parents=True, exist_ok=True)
         (root / split / label / name).touch()
     (root / "loose.wav").touch()
@@ -255,8 +290,13 @@ def test_shipped_protocols_are_speaker_disjoint_and_cover_their_corpus(name):
             train = set(everyone) - set(f["test"]) - set(f["val"])
             assert (len(train), len(f["val"]), len(f["test"])) == (63, 14, 14)
     # every partition of a complete corpus is speaker-disjoint with train, val and test
-    m = pd.DataFrame([{"video_id": f"{s}_{i}", "path": "x", "label": ["a", "b"][i % 2], "split": "", "speaker": s}
-                      for s in everyone for i in range(2)])  # fmt: skip
+    m = pd.DataFrame(
+        [
+            {"video_id": f"{s}_{i}", "path": "x", "label": ["a", "b"][i % 2], "split": "", "speaker": s}
+            for s in everyone
+            for i in range(2)
+        ]
+    )
     ev = {"protocol": name}
     parts = splits.partitions(ev, m)
     assert parts == [f"f{i}" for i in range(len(p["folds"]))]
@@ -269,17 +309,33 @@ def test_shipped_protocols_are_speaker_disjoint_and_cover_their_corpus(name):
 def test_published_protocol_lists():
     luna = splits.load_protocol("ravdess_luna5")
     assert [sorted(int(s[5:]) for s in f["test"]) for f in luna["folds"]] == [
-        [2, 5, 14, 15, 16], [3, 6, 7, 13, 18], [10, 11, 12, 19, 20], [8, 17, 21, 23, 24], [1, 4, 9, 22]]  # fmt: skip
+        [2, 5, 14, 15, 16],
+        [3, 6, 7, 13, 18],
+        [10, 11, 12, 19, 20],
+        [8, 17, 21, 23, 24],
+        [1, 4, 9, 22],
+    ]
     emobox = splits.load_protocol("ravdess_emobox6")
     assert [sorted(int(s[5:]) for s in f["test"]) for f in emobox["folds"]] == [
-        [1, 11, 20, 21], [4, 10, 12, 14], [8, 9, 19, 23], [3, 5, 7, 24], [2, 15, 16, 18], [6, 13, 17, 22]]  # fmt: skip
+        [1, 11, 20, 21],
+        [4, 10, 12, 14],
+        [8, 9, 19, 23],
+        [3, 5, 7, 24],
+        [2, 15, 16, 18],
+        [6, 13, 17, 22],
+    ]
     assert {(p["metric"], p["value"]) for p in emobox["published"]} == {("uar", 54.3), ("uar", 72.0), ("uar", 75.3)}
     assert ("accuracy", 86.7) in {(p["metric"], p["value"]) for p in luna["published"]}
 
 
 def test_protocol_restricted_to_the_speakers_present():
-    m = pd.DataFrame([{"video_id": f"{s}_{i}", "path": "x", "label": ["a", "b"][i % 2], "split": "", "speaker": s}
-                      for s in ACTORS[:20] for i in range(2)])  # fmt: skip
+    m = pd.DataFrame(
+        [
+            {"video_id": f"{s}_{i}", "path": "x", "label": ["a", "b"][i % 2], "split": "", "speaker": s}
+            for s in ACTORS[:20]
+            for i in range(2)
+        ]
+    )
     ev = {"protocol": "ravdess_luna5"}
     info = splits.describe(ev, m)
     assert info["speakers_present"] == 20 and info["speakers_total"] == 24
@@ -296,27 +352,46 @@ def test_protocol_restricted_to_the_speakers_present():
 
 
 def test_a_corpus_manifest_needs_a_protocol_not_the_fixed_scheme():
-    m = pd.DataFrame([{"video_id": f"{s}_{i}", "path": "x", "label": ["a", "b"][i % 2], "split": "", "speaker": s}
-                      for s in ACTORS for i in range(2)])  # fmt: skip
+    m = pd.DataFrame(
+        [
+            {"video_id": f"{s}_{i}", "path": "x", "label": ["a", "b"][i % 2], "split": "", "speaker": s}
+            for s in ACTORS
+            for i in range(2)
+        ]
+    )
     with pytest.raises(EmoflowError, match="no split .*pick a protocol"):
         splits.partition(m, "main", {"scheme": "fixed"})
     assert len(splits.partition(m, "f0", {"scheme": "kfold", "folds": 5})) == len(m)  # kfold pools them
 
 
 def test_leave_one_speaker_out():
-    m = pd.DataFrame([{"video_id": f"{s}_{i}", "path": "x", "label": ["a", "b"][i % 2], "split": "", "speaker": s}
-                      for s in ["p1", "p2", "p3", "p4"] for i in range(2)])  # fmt: skip
+    m = pd.DataFrame(
+        [
+            {"video_id": f"{s}_{i}", "path": "x", "label": ["a", "b"][i % 2], "split": "", "speaker": s}
+            for s in ["p1", "p2", "p3", "p4"]
+            for i in range(2)
+        ]
+    )
     ev = {"protocol": "loso"}
     assert splits.partitions(ev, m) == ["f0", "f1", "f2", "f3"]
     t = splits.partition(m, "f1", ev)
-    assert t.groupby("split")["speaker"].unique().map(list).to_dict() == {"test": ["p2"], "train": ["p1", "p4"], "val": ["p3"]}
+    assert t.groupby("split")["speaker"].unique().map(list).to_dict() == {
+        "test": ["p2"],
+        "train": ["p1", "p4"],
+        "val": ["p3"],
+    }
     with pytest.raises(EmoflowError, match="needs every video's speaker"):
         splits.partitions(ev, pd.concat([m, m.head(1).assign(video_id="z", speaker="")]))
 
 
 def test_a_shared_speaker_fails_with_a_clear_error(tmp_path):
-    m = pd.DataFrame([{"video_id": f"{s}_{i}", "path": "x", "label": ["a", "b"][i % 2], "split": split, "speaker": s}
-                      for s, split in [("p1", "train"), ("p2", "train"), ("p3", "val"), ("p4", "test")] for i in range(4)])  # fmt: skip
+    m = pd.DataFrame(
+        [
+            {"video_id": f"{s}_{i}", "path": "x", "label": ["a", "b"][i % 2], "split": split, "speaker": s}
+            for s, split in [("p1", "train"), ("p2", "train"), ("p3", "val"), ("p4", "test")]
+            for i in range(4)
+        ]
+    )
     m.loc[m["video_id"] == "p2_0", "split"] = "test"  # speaker p2: 3 videos in train, 1 in test
     m.loc[m["video_id"] == "p3_1", "split"] = "train"
     with pytest.raises(EmoflowError) as info:
@@ -335,9 +410,20 @@ def test_a_shared_speaker_fails_with_a_clear_error(tmp_path):
     assert splits.main([str(path), "main", str(out), "--config", json.dumps(ok)]) == 0 and out.is_file()
     # a protocol file whose folds share a speaker is refused when loaded
     bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"name": "bad", "version": 1, "corpus": "x", "title": "t", "source": {"citation": "me"},
-                                   "val": "given", "speakers": ["p1", "p2", "p3", "p4"],
-                                   "folds": [{"test": ["p1"], "val": ["p1", "p2"]}, {"test": ["p3"], "val": ["p4"]}]}))  # fmt: skip
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "name": "bad",
+                "version": 1,
+                "corpus": "x",
+                "title": "t",
+                "source": {"citation": "me"},
+                "val": "given",
+                "speakers": ["p1", "p2", "p3", "p4"],
+                "folds": [{"test": ["p1"], "val": ["p1", "p2"]}, {"test": ["p3"], "val": ["p4"]}],
+            }
+        )
+    )
     with pytest.raises(EmoflowError, match=r"folds\[0\]: speaker\(s\) \['p1'\] both in test and val"):
         splits.partitions({"protocol": str(bad)}, m)
 
@@ -362,8 +448,17 @@ def test_report_gives_per_fold_scores_with_mean_and_std(tmp_path):
     for part, correct in (("f0", 4), ("f1", 3), ("f2", 2)):  # of 4 test videos each
         y = ["a", "b", "a", "b"]
         pred = y[:correct] + [("b" if v == "a" else "a") for v in y[correct:]]
-        rows = [{"video_id": f"{part}_{i}", "split": "test", "label": y[i], "missing": False,
-                 "p_a": float(pred[i] == "a"), "p_b": float(pred[i] == "b")} for i in range(4)]  # fmt: skip
+        rows = [
+            {
+                "video_id": f"{part}_{i}",
+                "split": "test",
+                "label": y[i],
+                "missing": False,
+                "p_a": float(pred[i] == "a"),
+                "p_b": float(pred[i] == "b"),
+            }
+            for i in range(4)
+        ]
         rows.append({"video_id": f"{part}_v", "split": "val", "label": "a", "missing": False, "p_a": 1.0, "p_b": 0.0})
         path = tmp_path / "predictions" / part / "exp.parquet"
         path.parent.mkdir(parents=True)
@@ -373,8 +468,16 @@ def test_report_gives_per_fold_scores_with_mean_and_std(tmp_path):
     per = folds.set_index("part")
     assert per.loc["f0", "fold"] == "Fold 0" and list(per.loc[["f0", "f1", "f2"], "accuracy"]) == [1.0, 0.75, 0.5]
     assert per.loc["mean", "accuracy"] == pytest.approx(0.75) and per.loc["std", "accuracy"] == pytest.approx(0.25)
-    protocol = splits.describe({"protocol": "loso"}, pd.DataFrame(
-        [{"video_id": f"{s}_{i}", "path": "x", "label": "a", "split": "", "speaker": s} for s in ("p1", "p2", "p3") for i in range(2)]))  # fmt: skip
+    protocol = splits.describe(
+        {"protocol": "loso"},
+        pd.DataFrame(
+            [
+                {"video_id": f"{s}_{i}", "path": "x", "label": "a", "split": "", "speaker": s}
+                for s in ("p1", "p2", "p3")
+                for i in range(2)
+            ]
+        ),
+    )
     md = report.folds_markdown(folds, protocol)
     assert "Protocol **loso**" in md and "| exp | 75.0 ± 25.0 |" in md and "next fold's test speakers" in md
 
@@ -395,8 +498,15 @@ def test_corpus_presets_dry_run_on_a_generated_corpus(tmp_path, preset):
     root = make(tmp_path / "corpus")
     cfg = load_config([REPO / "config.yaml", REPO / "configs" / f"{preset}.yaml"], {"data_root": str(root)})
     assert cfg["dataset"]["corpus"]["root"] == str(root) and len(cfg["experiments"]) == n_exp
-    dry = snakemake(REPO, tmp_path / "work", "-n", "--configfile", str(REPO / "configs" / f"{preset}.yaml"),
-                    "--config", f"data_root={root}")  # fmt: skip
+    dry = snakemake(
+        REPO,
+        tmp_path / "work",
+        "-n",
+        "--configfile",
+        str(REPO / "configs" / f"{preset}.yaml"),
+        "--config",
+        f"data_root={root}",
+    )
     counts = job_counts(dry.stdout)
     assert counts["manifest"] == 1 and counts["splits"] == folds and counts["report"] == 1
     assert counts["classify"] == folds * n_exp and counts["fusion"] == folds * len(cfg["fusion"]["groups"])
@@ -407,10 +517,26 @@ def test_corpus_preset_without_its_corpus_is_a_clear_error(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "notes.mp4").touch()
-    dry = snakemake(REPO, tmp_path / "work", "-n", "--configfile", str(REPO / "configs" / "cremad.yaml"),
-                    "--config", f"data_root={empty}", check=False)  # fmt: skip
+    dry = snakemake(
+        REPO,
+        tmp_path / "work",
+        "-n",
+        "--configfile",
+        str(REPO / "configs" / "cremad.yaml"),
+        "--config",
+        f"data_root={empty}",
+        check=False,
+    )
     assert dry.returncode != 0 and "holds no cremad files to use" in dry.stdout + dry.stderr
     assert "notes.mp4: not a CREMA-D name" in dry.stdout + dry.stderr
-    missing = snakemake(REPO, tmp_path / "work", "-n", "--configfile", str(REPO / "configs" / "ravdess_av.yaml"),
-                        "--config", f"data_root={tmp_path / 'nope'}", check=False)  # fmt: skip
+    missing = snakemake(
+        REPO,
+        tmp_path / "work",
+        "-n",
+        "--configfile",
+        str(REPO / "configs" / "ravdess_av.yaml"),
+        "--config",
+        f"data_root={tmp_path / 'nope'}",
+        check=False,
+    )
     assert missing.returncode != 0 and "does not exist (the ravdess corpus folder)" in missing.stdout + missing.stderr

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from emoflow.config import schema, validate
 from emoflow.demo.generate import plan
@@ -71,7 +70,16 @@ def _audio_features(demo_run, ids):
             f0s.append(sr / (lo + np.argmax(ac[lo:hi])))
         spec = np.abs(np.fft.rfft(voiced, axis=1)).mean(axis=0)
         centroid = (spec * np.arange(len(spec))).sum() / spec.sum()
-        feats.append([index.loc[vid, "duration_s"], np.log(energy.mean()), np.median(f0s), np.std(f0s), centroid, len(voiced) / len(frames)])
+        feats.append(
+            [
+                index.loc[vid, "duration_s"],
+                np.log(energy.mean()),
+                np.median(f0s),
+                np.std(f0s),
+                centroid,
+                len(voiced) / len(frames),
+            ]
+        )
     return np.array(feats)
 
 

@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 import torch
 import yaml
@@ -25,7 +24,7 @@ from emoflow.e2e.data import load as load_inputs
 from emoflow.e2e.fit import fit_ensemble, predict_proba, train_batch
 from emoflow.e2e.model import load as load_model
 from emoflow.e2e.model import save as save_model
-from emoflow.storage import write_rows, write_table
+from emoflow.storage import write_rows
 
 torch.set_num_threads(1)
 CLASSES = ["happy", "sad", "surprise"]
@@ -63,8 +62,11 @@ def synthetic(n_speakers=10, per_class=3, F=8, D=6, seed=0, transforms=aug.SEED_
 def write_run(folder: Path, ids, y, spk, data: Inputs, split_of) -> dict:
     """A run's tables for the stage: splits, the audio feature, the face transform cache."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_rows([{"video_id": v, "label": CLASSES[c], "split": split_of(s), "speaker": s} for v, c, s in zip(ids, y, spk)],
-               folder / "splits.parquet", tables.SPLITS)  # fmt: skip
+    write_rows(
+        [{"video_id": v, "label": CLASSES[c], "split": split_of(s), "speaker": s} for v, c, s in zip(ids, y, spk)],
+        folder / "splits.parquet",
+        tables.SPLITS,
+    )
 
     def frame_rows(seqs: dict, dim: int):
         rows = []
@@ -72,16 +74,24 @@ def write_run(folder: Path, ids, y, spk, data: Inputs, split_of) -> dict:
             if v not in seqs:
                 rows.append({"video_id": v, "frame": 0, "time": 0.0, "missing": True, "x": np.zeros(dim, np.float32)})
                 continue
-            rows += [{"video_id": v, "frame": k, "time": k / 10, "missing": False, "x": x} for k, x in enumerate(seqs[v])]
+            rows += [
+                {"video_id": v, "frame": k, "time": k / 10, "missing": False, "x": x} for k, x in enumerate(seqs[v])
+            ]
         return rows
 
-    write_rows(frame_rows(data.audio, data.audio_dim), folder / "audio.parquet", tables.features(data.audio_dim, "frame"))
+    write_rows(
+        frame_rows(data.audio, data.audio_dim), folder / "audio.parquet", tables.features(data.audio_dim, "frame")
+    )
     from emoflow.e2e.tta import schema
 
     k = len(data.transforms)
     wide = {v: s.transpose(1, 0, 2).reshape(s.shape[1], k * data.face_dim) for v, s in data.face.items()}
     write_rows(frame_rows(wide, k * data.face_dim), folder / "face.parquet", schema(data.face_dim, data.transforms))
-    return {"splits": str(folder / "splits.parquet"), "audio": str(folder / "audio.parquet"), "face": str(folder / "face.parquet")}
+    return {
+        "splits": str(folder / "splits.parquet"),
+        "audio": str(folder / "audio.parquet"),
+        "face": str(folder / "face.parquet"),
+    }
 
 
 def split_of(s: str) -> str:
@@ -228,10 +238,21 @@ def run_stage(folder: Path, ids, y, spk, data, spec: dict) -> dict:
     paths = write_run(folder, ids, y, spk, data, split_of)
     cfg = {"e2e": spec, "classes": CLASSES, "audio_table": "audio", "face_table": "face", "tta_table": "face"}
     out = {k: str(folder / f"e2e.{k}") for k in ("parquet", "json", "model")}
-    rc = e2e_stage.main([
-        "e2e", paths["splits"], out["parquet"], out["json"], out["model"], "--audio", paths["audio"], "--face", paths["face"],
-        "--config", json.dumps(cfg),
-    ])  # fmt: skip
+    rc = e2e_stage.main(
+        [
+            "e2e",
+            paths["splits"],
+            out["parquet"],
+            out["json"],
+            out["model"],
+            "--audio",
+            paths["audio"],
+            "--face",
+            paths["face"],
+            "--config",
+            json.dumps(cfg),
+        ]
+    )
     assert rc == 0
     return {**paths, **out}
 
@@ -269,8 +290,13 @@ def test_epoch_choice_never_reads_validation_or_test(stage_run):
     ids, y, spk, data, spec, out, folder = stage_run
     rng = np.random.default_rng(7)
     y2 = y.copy()
-    scrambled = Inputs(audio=dict(data.audio), face=dict(data.face), transforms=data.transforms,
-                       audio_dim=data.audio_dim, face_dim=data.face_dim)  # fmt: skip
+    scrambled = Inputs(
+        audio=dict(data.audio),
+        face=dict(data.face),
+        transforms=data.transforms,
+        audio_dim=data.audio_dim,
+        face_dim=data.face_dim,
+    )
     for i, (v, s) in enumerate(zip(ids, spk)):
         if split_of(s) != "train":
             y2[i] = rng.integers(3)
@@ -299,10 +325,20 @@ def test_predictor_reproduces_the_stage(stage_run):
 
     ids, y, spk, data, spec, out, _ = stage_run
     rep = json.loads(Path(out["json"]).read_text())
-    e = {"feature": "e2e", "modality": rep["modality"], "classifier": rep["classifier"], "model_format": "e2e",
-         "normalize": "none", "model": out["model"], "report": out["json"], "prior": training_prior(out["parquet"], CLASSES)}  # fmt: skip
+    e = {
+        "feature": "e2e",
+        "modality": rep["modality"],
+        "classifier": rep["classifier"],
+        "model_format": "e2e",
+        "normalize": "none",
+        "model": out["model"],
+        "report": out["json"],
+        "prior": training_prior(out["parquet"], CLASSES),
+    }
     run = Bundle(Path("/"), {"classes": CLASSES, "experiments": {"e2e": e}, "features": {}})
-    stored = read_table(out["parquet"]).to_pandas().set_index("video_id").loc[ids, [f"p_{c}" for c in CLASSES]].to_numpy()
+    stored = (
+        read_table(out["parquet"]).to_pandas().set_index("video_id").loc[ids, [f"p_{c}" for c in CLASSES]].to_numpy()
+    )
     probs, present, _ = experiment_probs(run, "e2e", {"audio": [out["audio"]], "face": [out["face"]]}, ids)
     assert present.all() and np.abs(probs - stored).max() < 1e-6
     face_only, present, _ = e2e_probs(run, "e2e", {"audio": [out["audio"]], "face": [out["face"]]}, ids, {"face"})
@@ -323,12 +359,24 @@ def test_transform_cache_is_the_frame_cnn_under_each_transform(tmp_path):
     torch.manual_seed(0)
     net = build("vgg", 3, size=48, widths=(4, 8), fc=16)
     torch.save({"state_dict": net.state_dict()}, tmp_path / "cnn.pt")
-    (tmp_path / "cnn.json").write_text(json.dumps({"arch": "vgg", "net": {"widths": [4, 8], "fc": 16}, "size": 48,
-                                                   "classes": CLASSES, "mean": 0.5, "std": 0.25}))  # fmt: skip
+    (tmp_path / "cnn.json").write_text(
+        json.dumps(
+            {
+                "arch": "vgg",
+                "net": {"widths": [4, 8], "fc": 16},
+                "size": 48,
+                "classes": CLASSES,
+                "mean": 0.5,
+                "std": 0.25,
+            }
+        )
+    )
     params = {"extractor": "frame_cnn", "model": str(tmp_path / "cnn.json"), "framing": {"crop": 0.6, "center_y": 0.55}}
     rng = np.random.default_rng(0)
     color = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
-    clip = SimpleNamespace(color=color, grey=color.mean(3).astype(np.uint8), times=np.arange(3) / 5.0, frames=np.arange(3))
+    clip = SimpleNamespace(
+        color=color, grey=color.mean(3).astype(np.uint8), times=np.arange(3) / 5.0, frames=np.arange(3)
+    )
     tr = ["h0v0b1.0", "h1v0b1.0", "h0v0b1.1"]
     ext = TransformedFrameCNN(params, tr)
     out = ext.extract(clip).values
@@ -336,11 +384,15 @@ def test_transform_cache_is_the_frame_cnn_under_each_transform(tmp_path):
     assert out.shape == (3, 3 * d) and ext.dim == 3 * d
     plain = FrameCNN(params)
     for k, name in enumerate(tr):
-        view = SimpleNamespace(color=aug.apply_transform(color, name), grey=aug.apply_transform(clip.grey, name),
-                               times=clip.times, frames=clip.frames)  # fmt: skip
-        assert np.allclose(out[:, k * d:(k + 1) * d], plain.extract(view).values, atol=1e-6)
+        view = SimpleNamespace(
+            color=aug.apply_transform(color, name),
+            grey=aug.apply_transform(clip.grey, name),
+            times=clip.times,
+            frames=clip.frames,
+        )
+        assert np.allclose(out[:, k * d : (k + 1) * d], plain.extract(view).values, atol=1e-6)
     assert np.allclose(out[:, :d], plain.extract(clip).values, atol=1e-6)  # the identity: the feature itself
-    assert not np.allclose(out[:, :d], out[:, d:2 * d])
+    assert not np.allclose(out[:, :d], out[:, d : 2 * d])
     # read back as the e2e network's face input: (K, T, D) per clip
     from emoflow.e2e.tta import schema
 
@@ -348,7 +400,7 @@ def test_transform_cache_is_the_frame_cnn_under_each_transform(tmp_path):
     write_rows(rows, tmp_path / "tta.parquet", schema(d, tr))
     back = load_inputs(None, [str(tmp_path / "tta.parquet")], face_cached=True)
     assert back.transforms == tr and back.face["v"].shape == (3, 3, d)
-    assert np.allclose(back.face["v"][1], out[:, d:2 * d])
+    assert np.allclose(back.face["v"][1], out[:, d : 2 * d])
 
 
 # --------------------------------------------------------------------------- the workflow
@@ -378,7 +430,9 @@ def test_dry_run_plans_e2e_and_fusion_reads_it(tmp_path):
     fusion = {o.split(",")[0]: i for r, i, o in jobs if r == "fusion"}
     assert "results/t/predictions/main/e2e.parquet" in fusion["results/t/fusion/main/all_with_e2e.json"]
     e2e_in = next(i for r, i, o in jobs if r == "e2e")
-    assert "results/t/e2e/tta/frame_cnn_tta/s000.parquet" in e2e_in and "results/t/features/logmel/s000.parquet" in e2e_in
+    assert (
+        "results/t/e2e/tta/frame_cnn_tta/s000.parquet" in e2e_in and "results/t/features/logmel/s000.parquet" in e2e_in
+    )
     classify_out = [o for r, i, o in jobs if r == "classify"]
     assert classify_out and not any("main/e2e." in o for o in classify_out)
     bundle_in = next(i for r, i, o in jobs if r == "bundle")

@@ -20,7 +20,9 @@ SPECS = {
 }
 
 
-def blobs(rng: np.random.Generator, n_videos: int = 8, d: int = 3, centres=(0.0, 10.0), frames=(5, 25)) -> list[np.ndarray]:
+def blobs(
+    rng: np.random.Generator, n_videos: int = 8, d: int = 3, centres=(0.0, 10.0), frames=(5, 25)
+) -> list[np.ndarray]:
     """Videos whose frames come from well-separated Gaussian blobs."""
     seqs = []
     for _ in range(n_videos):
@@ -55,7 +57,9 @@ def test_fisher_reference_single_gaussian_multidim():
     mu, var = rng.normal(size=(1, 4)), rng.uniform(0.5, 3.0, size=(1, 4))
     s = (x - mu) / np.sqrt(var)
     expected = np.concatenate([s.mean(axis=0), (s**2 - 1).mean(axis=0) / np.sqrt(2)])
-    np.testing.assert_allclose(fisher_vector_reference(x, mu, var, np.array([1.0]), improved=False), expected, rtol=1e-10)
+    np.testing.assert_allclose(
+        fisher_vector_reference(x, mu, var, np.array([1.0]), improved=False), expected, rtol=1e-10
+    )
     e = np.sign(expected) * np.sqrt(np.abs(expected))
     np.testing.assert_allclose(fisher_vector_reference(x, mu, var, np.array([1.0])), e / np.linalg.norm(e), rtol=1e-10)
 
@@ -97,7 +101,9 @@ def test_fisher_encoder_with_pca_equals_reference_on_projected_frames():
     video = train[0][:12]
     z = enc.project(video)
     np.testing.assert_allclose(z, (video - enc._pca["mean"]) @ enc._pca["components"].T, atol=1e-4)
-    np.testing.assert_allclose(enc.transform(video), fisher_vector_reference(z, enc.means, enc.covars, enc.priors), atol=1e-4)
+    np.testing.assert_allclose(
+        enc.transform(video), fisher_vector_reference(z, enc.means, enc.covars, enc.priors), atol=1e-4
+    )
 
 
 def test_pca_matches_sklearn_up_to_sign():
@@ -193,7 +199,9 @@ def test_whitening_gives_unit_variance_on_training_frames():
     z = np.concatenate([enc.project(s) for s in train])
     np.testing.assert_allclose(z.var(axis=0), 1.0, rtol=1e-4)
     plain = make({"type": "mean", "pca": 3}).fit(train)
-    np.testing.assert_allclose(np.concatenate([plain.project(s) for s in train]).var(axis=0), plain._pca["variances"], rtol=1e-4)
+    np.testing.assert_allclose(
+        np.concatenate([plain.project(s) for s in train]).var(axis=0), plain._pca["variances"], rtol=1e-4
+    )
 
 
 # ---------------------------------------------------------------- fitting: isolation, determinism, subsampling

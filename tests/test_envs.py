@@ -1,14 +1,13 @@
 """The conda envs, checked statically (no conda here): every env file parses and pins every
 package at the version CI tests, takes from conda only what pip cannot supply (each such pin
 recorded with its evidence in envs/README.md), and every rule's env provides the
-third-party modules its code imports (emoflow.envcheck).  The broken-copy tests show that
+third-party modules its code imports (tools/envcheck.py).  The broken-copy tests show that
 the check fails, naming the rule, the module and the missing package, when an env lacks
-something.  scripts/check_envs.py (a step of scripts/test.sh) installs each env's pip
+something.  tools/check_envs.py (a step of scripts/test.sh) installs each env's pip
 layer in a clean venv and runs its rules' imports and one real job there."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from emoflow import envcheck
+from tools import envcheck
 from emoflow.errors import EmoflowError
 from emoflow.features import registry
 
@@ -71,7 +70,16 @@ def test_every_rule_is_checked(tmp_path):
     assert by_rule["report"].env == "classify" and by_rule["report"].modules == ("emoflow.evaluate.report",)
     assert by_rule["demo_data"].env == "base" and by_rule["demo_data"].modules == ("emoflow.demo.generate",)
     listed = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--list-rules", "--directory", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--list-rules",
+            "--directory",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -154,7 +162,7 @@ rule extra:
 
 
 def test_rule_module_importing_a_package_no_env_has_fails(tmp_path):
-    code = '''
+    code = """
 import importlib.util
 
 from emoflow import storage  # noqa: F401  (pyarrow: base has it)
@@ -178,7 +186,7 @@ def main():
 
     spec = importlib.util.find_spec("fer")  # a package's data: needed
     return requests, spec
-'''
+"""
     wf = _workflow(tmp_path, RULE, code)
     problems = envcheck.check(wf)
     mine = [p for p in problems if p.startswith("rule extra (")]
@@ -194,7 +202,9 @@ def test_rule_without_env_with_an_unknown_env_or_unfollowable_code_fails(tmp_pat
         RULE.replace('    conda:\n        env("base")\n', "")
         + RULE.replace("rule extra", "rule other").replace('env("base")', 'env("nope")')
         + RULE.replace("rule extra", "rule script").replace("-m emoflow.extra", "scripts/x.py")
-        + RULE.replace("rule extra", "rule inline").replace("shell:", "run:").replace('"python -m emoflow.extra {output:q}"', "pass")
+        + RULE.replace("rule extra", "rule inline")
+        .replace("shell:", "run:")
+        .replace('"python -m emoflow.extra {output:q}"', "pass")
     )
     wf = _workflow(tmp_path, rules, "import numpy\n")
     problems = envcheck.check(wf)
@@ -242,7 +252,9 @@ def test_pin_that_differs_from_the_venv_is_reported(tmp_path):
 def test_no_env_pins_what_conda_forge_does_not_publish(name):
     env = envcheck.load_env(REPO / "envs" / f"{name}.yaml")
     for package, version in env.conda.items():
-        assert package not in NOT_ON_CONDA_FORGE or NOT_ON_CONDA_FORGE[package] not in (None, version), env.conda_specs[package]
+        assert package not in NOT_ON_CONDA_FORGE or NOT_ON_CONDA_FORGE[package] not in (None, version), env.conda_specs[
+            package
+        ]
     assert "espeak" not in (REPO / "envs" / f"{name}.yaml").read_text().lower()  # a system package
 
 
@@ -260,7 +272,9 @@ def test_conda_supplies_only_what_pip_cannot_and_pip_has_the_versions_ci_tests(n
 
 def test_every_conda_pin_is_recorded_with_its_evidence():
     recorded = envcheck.conda_record(REPO / "envs")
-    specs = {spec for name in ENV_NAMES for spec in envcheck.load_env(REPO / "envs" / f"{name}.yaml").conda_specs.values()}
+    specs = {
+        spec for name in ENV_NAMES for spec in envcheck.load_env(REPO / "envs" / f"{name}.yaml").conda_specs.values()
+    }
     assert specs <= recorded
     assert "ffmpeg=8.1.1=gpl*" in specs and "cyvlfeat=0.7.1=py311*_3" in specs
 
@@ -268,13 +282,17 @@ def test_every_conda_pin_is_recorded_with_its_evidence():
 def test_python_package_from_conda_or_off_the_ci_pins_or_unrecorded_fails(tmp_path):
     envs = _copy_envs(tmp_path)
     text = (envs / "base.yaml").read_text()
-    text = text.replace("  - pip=25.3\n", "  - pip=25.3\n  - pandas=3.0.3\n").replace("- tqdm==4.70.1", "- tqdm==4.70.0")
+    text = text.replace("  - pip=25.3\n", "  - pip=25.3\n  - pandas=3.0.3\n").replace(
+        "- tqdm==4.70.1", "- tqdm==4.70.0"
+    )
     text = text.replace("ffmpeg=8.1.1=gpl*", "ffmpeg=8.1.2=gpl*")
     (envs / "base.yaml").write_text(text)
     problems = envcheck.check(REPO, envs_dir=envs)
     assert any("base.yaml: 'pandas' from conda: conda supplies only" in p for p in problems), problems
     assert any("base.yaml: pip tqdm 4.70.0, CI tests 4.70.1" in p for p in problems), problems
-    assert any("base.yaml: conda 'ffmpeg=8.1.2=gpl*' has no row in " in p and "envs/README.md" in p for p in problems), problems
+    assert any(
+        "base.yaml: conda 'ffmpeg=8.1.2=gpl*' has no row in " in p and "envs/README.md" in p for p in problems
+    ), problems
     assert all("base.yaml" in p for p in problems), problems
 
 
@@ -296,7 +314,9 @@ def test_demo_without_espeak_ng_stops_at_once_naming_the_package(tmp_path, monke
     from emoflow.demo import generate, speech
 
     real_which = shutil.which
-    monkeypatch.setattr(speech.shutil, "which", lambda name, *a, **k: None if name == "espeak-ng" else real_which(name, *a, **k))
+    monkeypatch.setattr(
+        speech.shutil, "which", lambda name, *a, **k: None if name == "espeak-ng" else real_which(name, *a, **k)
+    )
     with pytest.raises(EmoflowError) as info:
         generate.generate(tmp_path / "out", {"classes": ["happy"], "speakers": {"train": 1, "val": 0, "test": 0}})
     message = str(info.value)
@@ -304,15 +324,13 @@ def test_demo_without_espeak_ng_stops_at_once_naming_the_package(tmp_path, monke
     assert not (tmp_path / "out").exists()  # before any work
 
 
-# --------------------------------------------------------------------------- scripts/check_envs.py
+# --------------------------------------------------------------------------- tools/check_envs.py
 
 
 def _check_envs_module():
-    spec = importlib.util.spec_from_file_location("check_envs", REPO / "scripts" / "check_envs.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # (its dataclasses look their module up)
-    spec.loader.exec_module(mod)
-    return mod
+    from tools import check_envs
+
+    return check_envs
 
 
 def test_check_envs_runs_a_real_job_of_a_rule_on_every_env():
@@ -321,8 +339,11 @@ def test_check_envs_runs_a_real_job_of_a_rule_on_every_env():
     definitions = {name: d for name, _, d in envcheck.rule_definitions(REPO)}
     for name, (rule, wildcards) in check_envs.JOBS.items():
         assert check_envs.job_env(rule, wildcards) == name
-        output = re.search(r'f?"([^"]+)"', definitions[rule]["output"]).group(1)
-        assert set(wildcards) <= set(re.findall(r"\{\{(\w+)\}\}", output))
+        output = definitions[rule]["output"]
+        named = set(re.findall(r"\{\{?(\w+)\}\}?", output))  # f"{{name}}" or L.features("{name}")
+        if re.search(r"\bL\.\w+\(", output):
+            named.add("shard")  # a Layout path's shard defaults to the {shard} wildcard
+        assert set(wildcards) <= named, (rule, output)
 
 
 def test_check_envs_refuses_a_conda_package_it_cannot_stand_in_for(tmp_path):

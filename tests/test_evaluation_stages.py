@@ -27,8 +27,15 @@ def manifest(n_speakers=12, per=6, seed=0):
     for s in range(n_speakers):
         split = "train" if s < 8 else "val" if s < 10 else "test"
         for j in range(per):
-            rows.append({"video_id": f"spk{s:02d}_{j}", "path": "x.mp4", "label": CLASSES[(s + j) % 3], "split": split,
-                         "speaker": f"spk{s:02d}"})  # fmt: skip
+            rows.append(
+                {
+                    "video_id": f"spk{s:02d}_{j}",
+                    "path": "x.mp4",
+                    "label": CLASSES[(s + j) % 3],
+                    "split": split,
+                    "speaker": f"spk{s:02d}",
+                }
+            )
     df = pd.DataFrame(rows)
     return df.sample(frac=1, random_state=int(rng.integers(1000))).reset_index(drop=True)
 
@@ -68,7 +75,9 @@ def test_kfold_needs_enough_speakers():
 
 def _splits_file(tmp_path, m):
     path = tmp_path / "splits.parquet"
-    write_table(pa.Table.from_pandas(splits.partition(m, "main", {"scheme": "fixed"}), preserve_index=False), path, SPLITS)
+    write_table(
+        pa.Table.from_pandas(splits.partition(m, "main", {"scheme": "fixed"}), preserve_index=False), path, SPLITS
+    )
     return path
 
 
@@ -86,14 +95,24 @@ def _frame_table(path, m, dim=6, seed=0, perturb_split=None, missing=()):
         x = centers[CLASSES.index(r.label)] + rng.normal(0, 1.0, (n, dim))
         if r.split == perturb_split:
             x = np.random.default_rng(abs(hash(r.video_id)) % 2**32 + 1).normal(50, 30, (n, dim))
-        rows += [{"video_id": r.video_id, "frame": k, "time": k * 0.2, "missing": False, "x": x[k].tolist()} for k in range(n)]
+        rows += [
+            {"video_id": r.video_id, "frame": k, "time": k * 0.2, "missing": False, "x": x[k].tolist()}
+            for k in range(n)
+        ]
     write_table(pa.Table.from_pylist(rows), path, features(dim, "frame"))
     return path
 
 
 def _classify_cfg(ctype="logistic", normalize="none", **extra):
-    return {"classes": CLASSES, "classifier": {"type": ctype, **extra}, "evaluation": {"metric": "accuracy", "seed": 0, "cv_folds": 4},
-            "feature": "toy", "encoding": "fv", "modality": "face", "normalize": normalize}  # fmt: skip
+    return {
+        "classes": CLASSES,
+        "classifier": {"type": ctype, **extra},
+        "evaluation": {"metric": "accuracy", "seed": 0, "cv_folds": 4},
+        "feature": "toy",
+        "encoding": "fv",
+        "modality": "face",
+        "normalize": normalize,
+    }
 
 
 @pytest.mark.parametrize("normalize", ["none", "speaker"])
@@ -122,7 +141,9 @@ def test_encoder_and_classifier_never_see_val_or_test(tmp_path, perturb, normali
     cfg = _classify_cfg(grid={"C": [0.01, 1]}, normalize=normalize)
     cols_c, rep_c, _ = classify_stage.run("x", str(sp), [str(tmp_path / "enc_c.parquet")], cfg, 1, LOG)
     cols_d, rep_d, _ = classify_stage.run("x", str(sp), [str(tmp_path / "enc_d.parquet")], cfg, 1, LOG)
-    assert rep_c["normalize"] == rep_d["normalize"] and rep_c["normalize"]["by"] == normalize  # population stats: train only
+    assert (
+        rep_c["normalize"] == rep_d["normalize"] and rep_c["normalize"]["by"] == normalize
+    )  # population stats: train only
     assert rep_c["fit"]["best_params"] == rep_d["fit"]["best_params"]
     assert rep_c["fit"]["cv_score"] == rep_d["fit"]["cv_score"]
     tr = np.array([s == "train" for s in cols_c["split"]])
@@ -174,7 +195,12 @@ def test_fusion_stage_choice_ignores_test_predictions(tmp_path):
     rng = np.random.default_rng(0)
 
     def write(name, probs, modality, where):
-        cols = {"video_id": ids, "split": lab["split"].tolist(), "label": lab["label"].tolist(), "missing": [False] * len(ids)}
+        cols = {
+            "video_id": ids,
+            "split": lab["split"].tolist(),
+            "label": lab["label"].tolist(),
+            "missing": [False] * len(ids),
+        }
         cols |= {f"p_{c}": probs[:, i] for i, c in enumerate(CLASSES)}
         from emoflow.tables import predictions
 
@@ -199,16 +225,27 @@ def test_fusion_stage_choice_ignores_test_predictions(tmp_path):
             b2[test] = rng.dirichlet(np.ones(3), test.sum())
         write("a", a, "face", d)
         write("b", b2, "audio", d)
-        cfg = {"name": "all", "group": {}, "classes": CLASSES, "methods": ["weighted", "stacking"], "step": 0.1, "folds": 3,
-               "evaluation": {"metric": "accuracy", "seed": 0}}  # fmt: skip
-        runs[tag] = fusion_stage.run(str(sp), [str(d / "a.parquet"), str(d / "b.parquet")], [str(d / "a.json"), str(d / "b.json")], cfg, LOG)
+        cfg = {
+            "name": "all",
+            "group": {},
+            "classes": CLASSES,
+            "methods": ["weighted", "stacking"],
+            "step": 0.1,
+            "folds": 3,
+            "evaluation": {"metric": "accuracy", "seed": 0},
+        }
+        runs[tag] = fusion_stage.run(
+            str(sp), [str(d / "a.parquet"), str(d / "b.parquet")], [str(d / "a.json"), str(d / "b.json")], cfg, LOG
+        )
     (c_clean, _), (c_dirty, _) = runs["clean"], runs["dirty"]
     assert c_clean["method"] == c_dirty["method"]
     assert c_clean["methods"] == c_dirty["methods"]  # weights / stacker identical
     assert c_clean["scores"]["val"] == c_dirty["scores"]["val"]
     # a group selecting one modality fuses only that modality's experiments
-    assert fusion_stage.select({"a": {"modality": "face", "feature": "a"}, "b": {"modality": "audio", "feature": "b"}},
-                               {"modalities": ["audio"]}) == ["b"]  # fmt: skip
+    assert fusion_stage.select(
+        {"a": {"modality": "face", "feature": "a"}, "b": {"modality": "audio", "feature": "b"}},
+        {"modalities": ["audio"]},
+    ) == ["b"]
     assert fusion_stage.select({"a": {"modality": "face", "feature": "fer"}}, {"exclude_features": ["fer"]}) == []
 
 

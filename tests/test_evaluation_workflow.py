@@ -59,7 +59,9 @@ def test_kfold_fits_every_trained_step_once_per_fold(tmp_path):
     preset.write_text(yaml.safe_dump({"outdir": "results/kfold", "evaluation": {"scheme": "kfold", "folds": folds}}))
     dry = snakemake(REPO, tmp_path, "-n", "--configfile", str(preset))
     counts = job_counts(dry.stdout)
-    fitted = [p["extractor"] for p in CFG["features"].values() if p["extractor"] in ("tfidf", "audio_cnn", "c3d", "frame_cnn")]
+    fitted = [
+        p["extractor"] for p in CFG["features"].values() if p["extractor"] in ("tfidf", "audio_cnn", "c3d", "frame_cnn")
+    ]
     for ext in set(fitted):  # the demo's frame CNN learns from the training faces: per fold too
         assert counts[f"fit_{ext}"] == folds * fitted.count(ext), ext
     assert counts["splits"] == folds

@@ -7,6 +7,7 @@ import torch
 
 from emoflow.faces import tv_compat
 from emoflow.faces.align import align, apply, similarity, template
+from emoflow.faces.read import iter_crops
 from emoflow.faces.track import choose_main, iou, link
 
 
@@ -59,7 +60,9 @@ def test_final_nms_matches_facenet_without_ties_and_ignores_neighbours_with_ties
     boxes, scores = random_boxes(rng, 80)
     boxes, scores = boxes.astype(np.float64), scores.astype(np.float64)
     idxs = rng.integers(0, 4, 80)
-    got = tv_compat.batched_nms_numpy(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idxs), 0.7, method)
+    got = tv_compat.batched_nms_numpy(
+        torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(idxs), 0.7, method
+    )
     expected = []
     for c in range(4):  # no ties here: facenet's result, category by category
         sel = np.flatnonzero(idxs == c)
@@ -71,7 +74,9 @@ def test_final_nms_matches_facenet_without_ties_and_ignores_neighbours_with_ties
     # same rounded crop): the survivor must not depend on the other images in the batch
     face = np.array([[40.0, 40.0, 190.0, 245.0], [40.3, 39.9, 190.4, 245.1]])
     tie = np.array([0.98390529, 0.98390529])
-    alone = tv_compat.batched_nms_numpy(torch.from_numpy(face), torch.from_numpy(tie), torch.zeros(2, dtype=torch.int64), 0.7, method)
+    alone = tv_compat.batched_nms_numpy(
+        torch.from_numpy(face), torch.from_numpy(tie), torch.zeros(2, dtype=torch.int64), 0.7, method
+    )
     for n in (5, 40, 300):  # many other images' candidates, some with the same score
         others, other_scores = random_boxes(rng, n)
         other_scores[:3] = tie[0]
@@ -163,7 +168,7 @@ def test_alignment_puts_landmarks_on_the_template():
 
 def test_tracks_two_faces_that_cross():
     # face A (big) moves right, face B (small) moves left; they overlap mid-sequence
-    a_boxes, b_boxes, frames = [], [], []
+    a_boxes, frames = [], []
     for t in range(30):
         ax, bx = 10 + 6 * t, 190 - 6 * t
         a, b = [ax, 50, ax + 60, 110], [bx, 55, bx + 45, 100]
@@ -206,15 +211,42 @@ def test_face_stage_on_a_face_video_and_a_faceless_one(tmp_path):
 
     Image.fromarray(data.astronaut()).save(tmp_path / "astro.png")
     subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-loop", "1", "-i", str(tmp_path / "astro.png"), "-t", "1.2", "-r", "10",
-         "-vf", "scale=256:256", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(tmp_path / "face.mp4")], check=True)  # fmt: skip
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-loop",
+            "1",
+            "-i",
+            str(tmp_path / "astro.png"),
+            "-t",
+            "1.2",
+            "-r",
+            "10",
+            "-vf",
+            "scale=256:256",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            str(tmp_path / "face.mp4"),
+        ],
+        check=True,
+    )
     make_video(tmp_path / "noface.mp4", duration=1.0, size=(128, 96), fps=10, pattern="testsrc")
     sheet = tmp_path / "sheet.parquet"
-    write_sheet(pd.DataFrame({"video_id": ["face", "noface"], "path": [str(tmp_path / "face.mp4"), str(tmp_path / "noface.mp4")]}), str(sheet))
+    write_sheet(
+        pd.DataFrame(
+            {"video_id": ["face", "noface"], "path": [str(tmp_path / "face.mp4"), str(tmp_path / "noface.mp4")]}
+        ),
+        str(sheet),
+    )
     cfg = json.loads(json.dumps(load_config([REPO / "config.yaml"])))
     cfg["frames"].update(fps=5, max_side=256)
     cfg["faces"].update(device="cpu", min_face=0.1, detect_every=3)
-    p = {k: str(tmp_path / f"{k}.parquet") for k in ("probe", "ps", "frames", "fs", "faces", "videos", "crops", "skips")}
+    p = {
+        k: str(tmp_path / f"{k}.parquet") for k in ("probe", "ps", "frames", "fs", "faces", "videos", "crops", "skips")
+    }
     probe.run(str(sheet), p["probe"], p["ps"], cfg)
     frames.run(str(sheet), p["probe"], p["frames"], p["fs"], cfg)
     rows, skips = stage.run(str(sheet), p["probe"], p["frames"], p["faces"], p["videos"], p["crops"], p["skips"], cfg)
@@ -226,8 +258,10 @@ def test_face_stage_on_a_face_video_and_a_faceless_one(tmp_path):
     assert (faces["video_id"] == "face").all() and faces["is_main"].all()
     assert faces["detected"].tolist() == [True, False, False, True, False, False]  # keyframes every 3
     assert (faces["prob"] > 0.9).all() and len(faces["landmarks"][0]) == 10
-    crops = stage.CropReader(p["crops"], cfg["faces"]["grey_size"])
-    fr, times, color, grey = crops.crops("face")
+    items = {it.video_id: it for it in iter_crops(str(sheet), p["videos"], p["crops"], p["faces"])}
+    assert items["noface"].data is None and "no face" in items["noface"].missing_reason
+    clip = items["face"].data
+    fr, color, grey = clip.frames.tolist(), clip.color, clip.grey
     assert fr == list(range(6)) and color[0].shape == (112, 112, 3) and grey[0].shape == (48, 48)
     # the aligned crop's eyes sit where the template puts them: darker than the cheeks
     g = grey[0].astype(float)

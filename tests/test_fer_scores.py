@@ -14,7 +14,7 @@ import importlib.util
 if importlib.util.find_spec("tensorflow") is None or importlib.util.find_spec("fer") is None:
     pytest.skip("tensorflow and fer are needed", allow_module_level=True)  # not imported here: see emoflow.tf_import
 
-from emoflow.features.base import Clip  # noqa: E402
+from emoflow.faces.read import Clip  # noqa: E402
 from emoflow.features.face_images import central_crop  # noqa: E402
 from emoflow.features.fer_scores import CLASSES, FERScores, evaluate_fer2013, packaged_model  # noqa: E402
 
@@ -30,7 +30,9 @@ def _clip(colors: list[np.ndarray]) -> Clip:
     grey = np.stack([np.asarray(Image.fromarray(c).convert("L").resize((48, 48))) for c in colors])
     pts = np.tile([[40.0, 50], [72, 50], [56, 70], [42, 90], [70, 90]], (n, 1, 1))
     boxes = np.tile([20.0, 20, 92, 100], (n, 1))
-    return Clip("v", np.arange(n) * 5, np.arange(n) * 0.2, grey, [_jpeg(c) for c in colors], pts, boxes, (112, 112), 0.12)
+    return Clip(
+        "v", np.arange(n) * 5, np.arange(n) * 0.2, grey, [_jpeg(c) for c in colors], pts, boxes, (112, 112), 0.12
+    )
 
 
 def _canvas(face: np.ndarray, crop: float, center_y: float, size: int = 112) -> np.ndarray:

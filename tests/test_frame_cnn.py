@@ -15,7 +15,7 @@ from PIL import Image
 
 from emoflow.errors import EmoflowError
 from emoflow.features import face_images
-from emoflow.features.base import Clip
+from emoflow.faces.read import Clip
 from emoflow.features.frame_cnn import FrameCNN, fit
 from emoflow.nets.common import load_matching as load_init
 from emoflow.nets import train as trainer
@@ -183,15 +183,22 @@ def clip_of(images: np.ndarray) -> Clip:
         buf = io.BytesIO()
         Image.fromarray(np.repeat(im[..., None], 3, 2)).save(buf, format="JPEG")
         jpegs.append(buf.getvalue())
-    return Clip("v", np.arange(n) * 2, np.arange(n) * 0.4, images, jpegs, np.zeros((n, 5, 2)), np.zeros((n, 4)), (48, 48))
+    return Clip(
+        "v", np.arange(n) * 2, np.arange(n) * 0.4, images, jpegs, np.zeros((n, 5, 2)), np.zeros((n, 4)), (48, 48)
+    )
 
 
 def test_fit_cli_and_extractor(tmp_path):
     p = tmp_path / "fer.parquet"
     write_fer_parquet(p, n_train=60, n_test=20)
     out = tmp_path / "models" / "cnn.json"
-    params = {"arch": "vgg", "net": {"widths": [8, 16, 16, 16], "fc": 32}, "train": {"source": "fer2013", "path": str(p)},
-              "epochs": 2, "training": FAST}  # fmt: skip
+    params = {
+        "arch": "vgg",
+        "net": {"widths": [8, 16, 16, 16], "fc": 32},
+        "train": {"source": "fer2013", "path": str(p)},
+        "epochs": 2,
+        "training": FAST,
+    }
     meta = fit("unused.csv", str(out), [], params, ["angry", "happy"], str(tmp_path / "resume"), 1, LOG)
     assert out.is_file() and out.with_suffix(".pt").is_file()
     saved = json.loads(out.read_text())

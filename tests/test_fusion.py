@@ -37,8 +37,12 @@ def ab_case(n_per_half: int = 40, n_classes: int = 4, seed: int = 0):
     wrong = (y + 1) % n_classes
     first = (np.arange(n) < n_per_half)[:, None]
     tight = (np.arange(n) % 5 == 0)[:, None]
-    a = np.where(first, np.where(tight, peaked(y, 0.55, n_classes), peaked(y, 0.9, n_classes)), peaked(wrong, 0.5, n_classes))
-    b = np.where(first, peaked(wrong, 0.5, n_classes), np.where(tight, peaked(y, 0.55, n_classes), peaked(y, 0.9, n_classes)))
+    a = np.where(
+        first, np.where(tight, peaked(y, 0.55, n_classes), peaked(y, 0.9, n_classes)), peaked(wrong, 0.5, n_classes)
+    )
+    b = np.where(
+        first, peaked(wrong, 0.5, n_classes), np.where(tight, peaked(y, 0.55, n_classes), peaked(y, 0.9, n_classes))
+    )
     noise_cls = np.where(tight[:, 0], wrong, (y + rng.integers(1, n_classes, n)) % n_classes)
     c = peaked(noise_cls, 1.0, n_classes)
     groups = np.arange(n) // 4  # 20 "speakers"
@@ -250,7 +254,10 @@ def test_stacker_binary_matches_sklearn():
 
     rng = np.random.default_rng(2)
     y = rng.integers(0, 2, 60)
-    probs = [0.7 * peaked(np.where(rng.random(60) < 0.8, y, 1 - y), 0.8, 2) + 0.3 * rng.dirichlet([1, 1], 60) for _ in range(2)]
+    probs = [
+        0.7 * peaked(np.where(rng.random(60) < 0.8, y, 1 - y), 0.8, 2) + 0.3 * rng.dirichlet([1, 1], 60)
+        for _ in range(2)
+    ]
     st = Stacker(Cs=(1.0,), folds=3, nested=False).fit(probs, y)
     x = np.log(np.clip(np.concatenate(probs, axis=1), 1e-6, 1))
     ref = LogisticRegression(C=1.0, max_iter=2000).fit(x, y).predict_proba(x)
@@ -299,9 +306,13 @@ def test_choose_weighted_for_ab_case_and_apply():
     assert choice["methods"]["weighted"]["weights"] == {"face": 0.5, "audio": 0.5, "noise": 0.0}
     choice = json.loads(json.dumps(choice))
     test_probs, _, _ = ab_case(n_per_half=10, seed=3)
-    np.testing.assert_allclose(apply(choice, dict(zip(["face", "audio", "noise"], test_probs))), fuse(test_probs, [0.5, 0.5, 0]))
+    np.testing.assert_allclose(
+        apply(choice, dict(zip(["face", "audio", "noise"], test_probs))), fuse(test_probs, [0.5, 0.5, 0])
+    )
     # a zero-weight model need not be present at test time
-    np.testing.assert_allclose(apply(choice, {"face": test_probs[0], "audio": test_probs[1]}), fuse(test_probs[:2], [1, 1]))
+    np.testing.assert_allclose(
+        apply(choice, {"face": test_probs[0], "audio": test_probs[1]}), fuse(test_probs[:2], [1, 1])
+    )
     with pytest.raises(KeyError):
         apply(choice, {"face": test_probs[0]})
 

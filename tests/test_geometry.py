@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from emoflow.features import headpose as hp
-from emoflow.features.base import Clip
+from emoflow.faces.read import Clip
 from emoflow.features.geometry import Geometry, dlib_box, shape_features
 
 FRAME = (640, 480)
@@ -43,7 +43,12 @@ def test_pose_recovered_on_an_angle_grid(n):
     rng = np.random.default_rng(n)
     for yaw, pitch, roll in GRID:
         pose = hp.solve(posed(n, yaw, pitch, roll, rng), image_size=FRAME)
-        assert abs(pose.yaw - yaw) < 3 and abs(pose.pitch - pitch) < 3 and abs(pose.roll - roll) < 3, (yaw, pitch, roll, pose)
+        assert abs(pose.yaw - yaw) < 3 and abs(pose.pitch - pitch) < 3 and abs(pose.roll - roll) < 3, (
+            yaw,
+            pitch,
+            roll,
+            pose,
+        )
         assert pose.error < 1e-3
 
 
@@ -81,7 +86,9 @@ def test_shape_features_known_answer_and_invariance():
 
 
 def synthetic_clip(angles, frame=(256, 256), depth=700.0):
-    pts = np.stack([hp.project(hp.MEAN_FACE_5, *a, [0, 0, depth], frame[0], (frame[0] / 2, frame[1] / 2)) for a in angles])
+    pts = np.stack(
+        [hp.project(hp.MEAN_FACE_5, *a, [0, 0, depth], frame[0], (frame[0] / 2, frame[1] / 2)) for a in angles]
+    )
     n = len(angles)
     boxes = np.tile([0.0, 0.0, 10.0, 10.0], (n, 1))
     return Clip("v", np.arange(n) * 3, np.arange(n) * 0.5, np.zeros((n, 48, 48), np.uint8), [], pts, boxes, frame, 0.12)
@@ -120,7 +127,17 @@ def test_dlib68_on_a_real_face():
     color, grey = aligned_pair(img, lm, 112, 48, 0.12)
     buf = io.BytesIO()
     color.save(buf, "JPEG", quality=95)
-    clip = Clip("astro", [4], [1.0], grey[None], [buf.getvalue()], lm[None], faces.boxes[:1].astype(np.float64), (512, 512), 0.12)
+    clip = Clip(
+        "astro",
+        [4],
+        [1.0],
+        grey[None],
+        [buf.getvalue()],
+        lm[None],
+        faces.boxes[:1].astype(np.float64),
+        (512, 512),
+        0.12,
+    )
     # the face box in the crop holds the whole template
     left, top, right, bottom = dlib_box(112, 0.12)
     tpl = template(112, 0.12)

@@ -11,7 +11,7 @@ of a stage:
 Each time the run is unlocked and started again (``rerun-incomplete`` comes from
 ``profiles/default``).  It must complete, leave no temporary file behind, resume the
 frame CNN from its checkpoint, and end with results identical, bit for bit, to the CI's
-uninterrupted demo run (``demo_run``; ``emoflow.compare`` with ``atol=0``).  The two are
+uninterrupted demo run (``demo_run``; ``tools.compare`` with ``atol=0``).  The two are
 full runs of the same config, so this is the determinism test too.
 """
 
@@ -30,7 +30,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import copy_workflow, job_counts, snakemake
-from emoflow.compare import compare_dirs
+from tools.compare import compare_dirs
 from emoflow.storage import AtomicParquetWriter, read_table, write_rows
 
 pytestmark = pytest.mark.workflow
@@ -92,7 +92,9 @@ def test_killed_twice_then_rerun_gives_the_uninterrupted_results(demo_run, tmp_p
     partial = _kill_when(proc, faces_writing, "a face-stage job writing")
     killed_at = time.time()
     shard = FACES_TMP.fullmatch(partial.name).group(1)
-    assert partial.exists() and not (results / "faces" / f"{shard}.parquet").exists()  # unfinished, and not taken as done
+    assert (
+        partial.exists() and not (results / "faces" / f"{shard}.parquet").exists()
+    )  # unfinished, and not taken as done
     assert any((work / ".snakemake" / "incomplete").iterdir())
     snakemake(wf, work, "--unlock")
 

@@ -58,8 +58,15 @@ def test_nearest_finds_the_known_neighbours_and_skips_faces_without_a_point():
 
 
 def _objective(labels, neighbours, cached_probs, feat_dim=4):
-    obj = ldl.UncertaintyLDL(np.array(labels), np.array(neighbours), np.ones(np.shape(neighbours), np.float32),
-                             n_classes=3, feat_dim=feat_dim, layer="fc", batch_size=1)  # fmt: skip
+    obj = ldl.UncertaintyLDL(
+        np.array(labels),
+        np.array(neighbours),
+        np.ones(np.shape(neighbours), np.float32),
+        n_classes=3,
+        feat_dim=feat_dim,
+        layer="fc",
+        batch_size=1,
+    )
     obj.probs = torch.tensor(cached_probs, dtype=torch.float32)
     obj.feats = torch.randn(len(labels), feat_dim, generator=torch.Generator().manual_seed(0))
     return obj
@@ -127,10 +134,13 @@ def test_vote_targets_map_contempt_drop_it_and_fall_back_to_the_hard_label():
 
 def _tables(tmp_path, n=3, swap=False):
     names = [f"Training_{i}.jpg" for i in range(n)]
-    fer = pa.table({"split": ["train"] * n, "label": ["happy"] * n, "source_file": names,
-                    "pixels": [bytes(2304)] * n})  # fmt: skip
-    votes = {"source_file": names[::-1] if swap else names, "split": ["train"] * n, "fer_label": ["happy"] * n,
-             "matched": [True, True, False]}  # fmt: skip
+    fer = pa.table({"split": ["train"] * n, "label": ["happy"] * n, "source_file": names, "pixels": [bytes(2304)] * n})
+    votes = {
+        "source_file": names[::-1] if swap else names,
+        "split": ["train"] * n,
+        "fer_label": ["happy"] * n,
+        "matched": [True, True, False],
+    }
     for c in (*ldl.VOTE_COLUMNS, "unknown", "not_face"):
         votes[c] = pa.array([0] * n, pa.int16())
     votes["happiness"] = pa.array([7, 0, 9], pa.int16())
@@ -242,8 +252,16 @@ def test_uncertainty_targets_train_through_the_shared_loop():
     x = (rng.random((n, 16, 16)) * 60 + y[:, None, None] * 60).astype(np.uint8)  # class shows in brightness
     counts = np.zeros((n, 8), np.float32)
     counts[np.arange(n), y] = 10
-    obj = ldl.build_objective("uncertainty", labels=y, classes=["a", "b", "c"], counts=counts, layer="fc", feat_dim=16,
-                              batch_size=16, cfg={"uncertainty": {"k": 4, "warmup_epochs": 1}})  # fmt: skip
+    obj = ldl.build_objective(
+        "uncertainty",
+        labels=y,
+        classes=["a", "b", "c"],
+        counts=counts,
+        layer="fc",
+        feat_dim=16,
+        batch_size=16,
+        cfg={"uncertainty": {"k": 4, "warmup_epochs": 1}},
+    )
     model = build("vgg", classes, size=16, widths=(8, 16), convs=1, fc=16)
     cfg = {"epochs": 3, "batch_size": 16, "lr": 0.05, "precision": "fp32", "augment": {"erase": 0.0}}
     res = fit(model, x, y, x[:12], y[:12], cfg, torch.device("cpu"), 0.5, 0.25, objective=obj)
@@ -262,11 +280,15 @@ def _fer_with_votes(tmp_path, n_train=42, n_test=14):
     split = ["train"] * n_train + ["public_test"] * n_test
     names = [f"face_{i}.jpg" for i in range(n)]
     labels = [FER[k] for k in y]
-    pq.write_table(pa.table({"split": split, "label": labels, "source_file": names, "pixels": pix}), tmp_path / "fer.parquet")
+    pq.write_table(
+        pa.table({"split": split, "label": labels, "source_file": names, "pixels": pix}), tmp_path / "fer.parquet"
+    )
     fplus = {"happy": "happiness", "sad": "sadness", "angry": "anger"}
     votes = {"source_file": names, "split": split, "fer_label": labels, "matched": [i % 10 != 3 for i in range(n)]}
     for c in (*ldl.VOTE_COLUMNS, "unknown", "not_face"):
-        votes[c] = pa.array([8 if fplus.get(lab, lab) == c else (2 if c == "neutral" else 0) for lab in labels], pa.int16())
+        votes[c] = pa.array(
+            [8 if fplus.get(lab, lab) == c else (2 if c == "neutral" else 0) for lab in labels], pa.int16()
+        )
     pq.write_table(pa.table(votes), tmp_path / "votes.parquet")
     return tmp_path / "fer.parquet", tmp_path / "votes.parquet"
 
@@ -276,15 +298,34 @@ def test_robustness_fit_and_score_a_tiny_grid_cell(tmp_path, target):
     from emoflow.robustness import stage
 
     fer, votes = _fer_with_votes(tmp_path)
-    cfg = {"net": {"arch": "vgg", "net": {"widths": [8, 16], "convs": 1, "fc": 16}, "epochs": 1,
-                   "train": {"source": "fer2013", "path": str(fer), "val_fraction": 0.2},
-                   "training": {"batch_size": 16, "precision": "fp32", "uncertainty": {"k": 3, "warmup_epochs": 0}}},
-           "label_map": _ferplus_map(), "votes": str(votes), "seed": 0}  # fmt: skip
-    meta = stage.fit_one(target, 20, str(tmp_path / "m.json"), str(tmp_path / "faces.parquet"), cfg, FER, 1,
-                         __import__("logging").getLogger("t"))  # fmt: skip
+    cfg = {
+        "net": {
+            "arch": "vgg",
+            "net": {"widths": [8, 16], "convs": 1, "fc": 16},
+            "epochs": 1,
+            "train": {"source": "fer2013", "path": str(fer), "val_fraction": 0.2},
+            "training": {"batch_size": 16, "precision": "fp32", "uncertainty": {"k": 3, "warmup_epochs": 0}},
+        },
+        "label_map": _ferplus_map(),
+        "votes": str(votes),
+        "seed": 0,
+    }
+    meta = stage.fit_one(
+        target,
+        20,
+        str(tmp_path / "m.json"),
+        str(tmp_path / "faces.parquet"),
+        cfg,
+        FER,
+        1,
+        __import__("logging").getLogger("t"),
+    )
     assert meta["targets"] == target and meta["training"]["label_noise"] == {"rate": 0.2, "seed": 0}
     faces = pq.read_table(tmp_path / "faces.parquet").to_pandas()
-    assert faces["flipped"].sum() == round(0.2 * len(faces)) and (faces["given"] != faces["label"]).sum() == faces["flipped"].sum()
+    assert (
+        faces["flipped"].sum() == round(0.2 * len(faces))
+        and (faces["given"] != faces["label"]).sum() == faces["flipped"].sum()
+    )
     assert faces["lam"].notna().any() == (target == "uncertainty")
     test = stage.load_public_test(str(fer), str(votes), _ferplus_map())
     res = stage.score_model(str(tmp_path / "m.json"), test, ["eye_bar"], str(tmp_path / "faces.parquet"))
@@ -296,9 +337,17 @@ def test_robustness_fit_and_score_a_tiny_grid_cell(tmp_path, target):
 def test_uncertainty_with_frozen_feature_space():
     rng = np.random.default_rng(0)
     feats = np.concatenate([rng.normal(0, 1, (20, 40)), rng.normal(6, 1, (20, 40))]).astype(np.float32)
-    obj = ldl.build_objective("uncertainty", labels=np.repeat([0, 1], 20), classes=["a", "b"], counts=None, layer="fc",
-                              feat_dim=8, batch_size=4, cfg={"uncertainty": {"aux": "features", "k": 5}},
-                              aux_features=feats)  # fmt: skip
+    obj = ldl.build_objective(
+        "uncertainty",
+        labels=np.repeat([0, 1], 20),
+        classes=["a", "b"],
+        counts=None,
+        layer="fc",
+        feat_dim=8,
+        batch_size=4,
+        cfg={"uncertainty": {"aux": "features", "k": 5}},
+        aux_features=feats,
+    )
     nb = obj.neighbours.numpy()
     assert np.all((nb < 20) == (np.arange(40) < 20)[:, None])  # neighbours from the face's own cluster
     assert obj.knn_w.numpy().mean() == pytest.approx(np.exp(-1 / 0.5), rel=0.5)  # distances scaled to mean 1
@@ -316,9 +365,13 @@ def test_uncertainty_on_a_frozen_frame_cnn_feature_space(tmp_path):
     from emoflow.robustness import stage
 
     fer, votes = _fer_with_votes(tmp_path)
-    net = {"arch": "vgg", "net": {"widths": [8, 16], "convs": 1, "fc": 16}, "epochs": 1,
-           "train": {"source": "fer2013", "path": str(fer), "val_fraction": 0.2},
-           "training": {"batch_size": 16, "precision": "fp32"}}  # fmt: skip
+    net = {
+        "arch": "vgg",
+        "net": {"widths": [8, 16], "convs": 1, "fc": 16},
+        "epochs": 1,
+        "train": {"source": "fer2013", "path": str(fer), "val_fraction": 0.2},
+        "training": {"batch_size": 16, "precision": "fp32"},
+    }
     cfg = {"net": net, "label_map": _ferplus_map(), "votes": str(votes), "seed": 0}
     log = __import__("logging").getLogger("t")
     stage.fit_one("hard", 0, str(tmp_path / "frozen.json"), str(tmp_path / "f0.parquet"), cfg, FER, 1, log)
@@ -343,8 +396,16 @@ def test_an_interrupted_uncertainty_fit_resumes_with_its_lambdas(tmp_path, monke
 
     def run(resume):
         torch.manual_seed(0)
-        obj = ldl.build_objective("uncertainty", labels=y, classes=["a", "b", "c"], counts=counts, layer="fc", feat_dim=16,
-                                  batch_size=16, cfg={"uncertainty": {"k": 4, "warmup_epochs": 1}})  # fmt: skip
+        obj = ldl.build_objective(
+            "uncertainty",
+            labels=y,
+            classes=["a", "b", "c"],
+            counts=counts,
+            layer="fc",
+            feat_dim=16,
+            batch_size=16,
+            cfg={"uncertainty": {"k": 4, "warmup_epochs": 1}},
+        )
         net = build("vgg", 3, size=16, widths=(8, 16), convs=1, fc=16)
         return obj, trainer.fit(net, x, y, x[:10], y[:10], cfg, torch.device("cpu"), 0.5, 0.25, resume, objective=obj)
 

@@ -93,7 +93,17 @@ def test_c3d_fit_never_reads_val_or_test(crop_corpus, tmp_path):
     for i, (manifest, paths) in enumerate(crop_corpus[:2]):
         out = tmp_path / f"c3d{i}.json"
         cfg = {"extractor": "c3d", **SMALL, "epochs": 3, "patience": 3, "data_root": "/nowhere"}
-        argv = ["fit", manifest, str(out), "--crops", *paths, "--config", json.dumps(cfg), "--classes", json.dumps(crop_corpus[2])]
+        argv = [
+            "fit",
+            manifest,
+            str(out),
+            "--crops",
+            *paths,
+            "--config",
+            json.dumps(cfg),
+            "--classes",
+            json.dumps(crop_corpus[2]),
+        ]
         assert main([*argv, "--threads", "1"]) == 0
         metas.append((json.loads(out.read_text()), torch.load(out.with_suffix(".pt"), weights_only=True)))
     (m0, w0), (m1, w1) = metas
@@ -107,8 +117,16 @@ def test_frame_cnn_on_crops_never_reads_val_or_test(crop_corpus, tmp_path):
 
     from emoflow.features.frame_cnn import fit
 
-    params = {"arch": "vgg", "net": {"widths": [8, 8, 8, 8], "fc": 16}, "size": 24, "epochs": 2, "seed": 0,
-              "train": {"source": "crops"}, "training": {"batch_size": 32, "precision": "fp32"}, "device": "cpu"}  # fmt: skip
+    params = {
+        "arch": "vgg",
+        "net": {"widths": [8, 8, 8, 8], "fc": 16},
+        "size": 24,
+        "epochs": 2,
+        "seed": 0,
+        "train": {"source": "crops"},
+        "training": {"batch_size": 32, "precision": "fp32"},
+        "device": "cpu",
+    }
     runs = []
     for i, (manifest, paths) in enumerate(crop_corpus[:2]):
         out = tmp_path / f"fcnn{i}.json"
@@ -151,8 +169,17 @@ def test_audio_cnn_fit_never_reads_val_or_test(tmp_path):
         wav(variants["clean"] / f"{vid}.wav", y)
         noise = rng.normal(0, 0.3, len(t)) if split != "train" else y
         wav(variants["scrambled"] / f"{vid}.wav", noise)
-        rows.append({"video_id": vid, "has_audio": True, "wav": f"{vid}.wav", "sample_rate": sr, "n_samples": len(t),
-                     "duration_s": 1.2, "rms_dbfs": -13.0})  # fmt: skip
+        rows.append(
+            {
+                "video_id": vid,
+                "has_audio": True,
+                "wav": f"{vid}.wav",
+                "sample_rate": sr,
+                "n_samples": len(t),
+                "duration_s": 1.2,
+                "rms_dbfs": -13.0,
+            }
+        )
         man.append({"video_id": vid, "path": f"{vid}.mp4", "label": label, "split": split, "speaker": f"p{i // 2}"})
     man = pd.DataFrame(man)
     outs = []
@@ -161,8 +188,20 @@ def test_audio_cnn_fit_never_reads_val_or_test(tmp_path):
         m = man if name == "clean" else _scramble_labels(man, classes)
         m.to_csv(d / "manifest.csv", index=False)
         out = d / "audio_cnn.json"
-        argv = ["fit", str(d / "manifest.csv"), str(out), "--audio", str(d / "index.parquet"), str(d), "--config",
-                json.dumps({"epochs": 2, "patience": 2, "seed": 0}), "--classes", json.dumps(classes), "--threads", "1"]  # fmt: skip
+        argv = [
+            "fit",
+            str(d / "manifest.csv"),
+            str(out),
+            "--audio",
+            str(d / "index.parquet"),
+            str(d),
+            "--config",
+            json.dumps({"epochs": 2, "patience": 2, "seed": 0}),
+            "--classes",
+            json.dumps(classes),
+            "--threads",
+            "1",
+        ]
         assert main(argv) == 0
         outs.append(json.loads(out.read_text()))
     a, b = outs
@@ -188,16 +227,30 @@ def test_tfidf_fit_never_reads_val_or_test(tmp_path):
         split = ["train", "train", "val", "test"][i % 4]
         label = ["happy", "sad"][i % 2]
         man.append({"video_id": f"t{i}", "path": "x.mp4", "label": label, "split": split, "speaker": f"p{i}"})
-        tx.append({"video_id": f"t{i}", "text": f"today {words[label]} indeed", "confidence": 0.9, "n_words": 4,
-                   "missing": False, "backend": "test"})  # fmt: skip
+        tx.append(
+            {
+                "video_id": f"t{i}",
+                "text": f"today {words[label]} indeed",
+                "confidence": 0.9,
+                "n_words": 4,
+                "missing": False,
+                "backend": "test",
+            }
+        )
     man = pd.DataFrame(man)
-    scrambled_tx = [dict(r, text="zebra quantum xylophone" if man.loc[i, "split"] != "train" else r["text"]) for i, r in enumerate(tx)]
+    scrambled_tx = [
+        dict(r, text="zebra quantum xylophone" if man.loc[i, "split"] != "train" else r["text"])
+        for i, r in enumerate(tx)
+    ]
     outs = []
     for name, m, t in (("clean", man, tx), ("scr", _scramble_labels(man, ["happy", "sad"]), scrambled_tx)):
         m.to_csv(tmp_path / f"{name}.csv", index=False)
         write_rows(t, tmp_path / f"{name}.parquet", tables.TRANSCRIPTS)
         out = tmp_path / f"{name}.json"
-        assert main(["fit", str(tmp_path / f"{name}.csv"), str(out), str(tmp_path / f"{name}.parquet"), "--config", "{}"]) == 0
+        assert (
+            main(["fit", str(tmp_path / f"{name}.csv"), str(out), str(tmp_path / f"{name}.parquet"), "--config", "{}"])
+            == 0
+        )
         outs.append(out.read_text())
     assert outs[0] == outs[1] and "zebra" not in outs[1]
 
@@ -226,7 +279,10 @@ def _frames(path, m, scrambled: bool, dim=6):
         else:
             label = r.label
             x = centers[CLASSES.index(label)] + rng.normal(0, 1.0, (n, dim))
-        rows += [{"video_id": r.video_id, "frame": k, "time": k * 0.2, "missing": False, "x": x[k].tolist()} for k in range(n)]
+        rows += [
+            {"video_id": r.video_id, "frame": k, "time": k * 0.2, "missing": False, "x": x[k].tolist()}
+            for k in range(n)
+        ]
     write_table(pa.Table.from_pylist(rows), path, tables.features(dim, "frame"))
 
 
@@ -250,7 +306,9 @@ def test_encoders_and_classifiers_never_read_val_or_test(tmp_path, classifier):
             cols, rep, (kind, model) = classify_stage.run("x", str(sp), [str(d / "frames.parquet")], cfg, 1, LOG)
             results.append((None, cols, rep, model.state_dict()))
             continue
-        table, enc = encode_stage.run(str(sp), [str(d / "frames.parquet")], {"type": "fisher", "clusters": 2, "pca": 3}, LOG)
+        table, enc = encode_stage.run(
+            str(sp), [str(d / "frames.parquet")], {"type": "fisher", "clusters": 2, "pca": 3}, LOG
+        )
         write_table(table, d / "enc.parquet")
         cfg = _classify_cfg(classifier, grid={"C": [0.01, 1]}, normalize="speaker")
         cols, rep, (kind, model) = classify_stage.run("x", str(sp), [str(d / "enc.parquet")], cfg, 1, LOG)

@@ -30,12 +30,28 @@ def corpus(tmp_path):
     make_video(d / "good.mp4", duration=2.0, size=(320, 240), fps=25, tone=440)
     make_video(d / "mute.mp4", duration=1.0, size=(64, 64), fps=10, audio=False)
     make_video(d / "rot0.mp4", duration=1.0, size=(64, 32), fps=10)  # then tag it as shot rotated:
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(d / "rot0.mp4"), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(d / "rot.mp4")], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-i",
+            str(d / "rot0.mp4"),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+            str(d / "rot.mp4"),
+        ],
+        check=True,
+    )
     (d / "empty.mp4").write_bytes(b"")
     (d / "text.mp4").write_text("this is not a video\n" * 50)
     good = (d / "good.mp4").read_bytes()
     (d / "trunc.mp4").write_bytes(good[: len(good) // 2])
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=1", str(d / "voice.m4a")], check=True)
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=duration=1", str(d / "voice.m4a")], check=True
+    )
     names = ["good", "mute", "rot", "empty", "text", "trunc", "voice"]
     paths = [str(d / (n + (".m4a" if n == "voice" else ".mp4"))) for n in names]
     sheet = tmp_path / "sheet.parquet"
@@ -80,8 +96,23 @@ def test_frames_sampled_scaled_and_readable(corpus, cfg, tmp_path):
     assert imgs[0].shape == (120, 160, 3)  # 320x240 -> longer side 160, aspect kept
     # the stored frame matches ffmpeg's own decode of the same instant
     ref = subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-i", str(tmp / "in" / "good.mp4"), "-vf", "fps=5,scale=160:120:flags=area",
-         "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"], capture_output=True, check=True).stdout  # fmt: skip
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-i",
+            str(tmp / "in" / "good.mp4"),
+            "-vf",
+            "fps=5,scale=160:120:flags=area",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "pipe:",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     ref = np.frombuffer(ref, np.uint8).reshape(-1, 120, 160, 3)
     assert len(ref) == 10
     err = [np.abs(imgs[3].astype(int) - ref[k].astype(int)).mean() for k in (2, 3, 4)]

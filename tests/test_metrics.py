@@ -55,7 +55,9 @@ def test_against_sklearn():
             bal = balanced_accuracy_score(y_true, y_pred)
         assert s["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
         assert s["uar"] == pytest.approx(bal)
-        assert s["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0))
+        assert s["macro_f1"] == pytest.approx(
+            f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)
+        )
         np.testing.assert_array_equal(
             confusion(y_true, y_pred, n_classes), confusion_matrix(y_true, y_pred, labels=np.arange(n_classes))
         )
@@ -100,7 +102,13 @@ def test_plots_write_pngs_atomically(tmp_path):
     weights_png(["a", "b", "c"], [0.5, 0.5, 0.0], out / "weights.png", "weights")
     for name in ("cm.png", "cm_counts.png", "scores.png", "scores_one.png", "weights.png"):
         _png_ok(out / name)
-    assert sorted(p.name for p in out.iterdir()) == ["cm.png", "cm_counts.png", "scores.png", "scores_one.png", "weights.png"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cm.png",
+        "cm_counts.png",
+        "scores.png",
+        "scores_one.png",
+        "weights.png",
+    ]
     # taller for more experiments
     assert _png_ok(out / "scores.png")[1] > _png_ok(out / "scores_one.png")[1]
 
@@ -117,6 +125,10 @@ def test_import_does_not_load_pyplot():
     code = "import sys, emoflow.evaluate.plots, emoflow.evaluate.metrics; print('matplotlib.pyplot' in sys.modules)"
     src = Path(__file__).resolve().parents[1] / "src"
     res = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={"PYTHONPATH": str(src), "PATH": ""}
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(src), "PATH": ""},
     )
     assert res.stdout.strip() == "False"

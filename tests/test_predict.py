@@ -43,7 +43,10 @@ def test_video_ids_from_file_names_are_valid_and_unique():
     taken = set()
     ids = [video_id_of(p, taken) for p in ["a b.mp4", "dir/a b.mp4", "$(rm -rf x);.mp4", "été.mov", "_x.mp4"]]
     assert ids[0] == "a_b" and ids[1] == "a_b-2"
-    assert all(len(i) and i[0].isalnum() and set(i) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") for i in ids)
+    assert all(
+        len(i) and i[0].isalnum() and set(i) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+        for i in ids
+    )
     assert len(set(ids)) == len(ids)
 
 
@@ -52,8 +55,12 @@ def test_fusion_renormalises_over_present_experiments():
     # second's prediction alone; rows with both (or neither) use the full weights
     a = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])
     b = np.array([[0.3, 0.7], [0.6, 0.4], [0.5, 0.5]])
-    choice = {"method": "weighted", "models": ["a", "b"], "n_classes": 2,
-              "methods": {"weighted": {"weights": {"a": 0.75, "b": 0.25}}}}  # fmt: skip
+    choice = {
+        "method": "weighted",
+        "models": ["a", "b"],
+        "n_classes": 2,
+        "methods": {"weighted": {"weights": {"a": 0.75, "b": 0.25}}},
+    }
     full = fuse_apply(choice, {"a": a, "b": b})
     assert np.allclose(full, 0.75 * a + 0.25 * b)
     present = {"a": np.array([True, False, False]), "b": np.array([True, True, False])}
@@ -127,7 +134,9 @@ def test_skops_files_with_foreign_types_are_refused(bundle_dir, tmp_path):
     meta["files"][meta["experiments"][name]["model"]] = hashlib.sha256(path.read_bytes()).hexdigest()
     (copy / "bundle.json").write_text(json.dumps(meta))
     b = Bundle.load(copy)
-    with pytest.raises(BundleError, match=rf"{path.name}: refuses to load a model with function-valued parameters.*getcwd"):
+    with pytest.raises(
+        BundleError, match=rf"{path.name}: refuses to load a model with function-valued parameters.*getcwd"
+    ):
         b.load_classifier(name)
 
 
@@ -156,11 +165,13 @@ def test_a_chain_of_numpy_and_sklearn_functions_does_not_run(bundle_dir, tmp_pat
 
     copy = tmp_path / "bundle"
     shutil.copytree(bundle_dir, copy)
-    chain = Pipeline([
-        ("a", FunctionTransformer(np.full_like, kw_args={"fill_value": 1})),
-        ("b", FunctionTransformer(np.sum)),
-        ("c", FunctionTransformer(_testing.assert_run_python_script_without_output)),
-    ])  # fmt: skip
+    chain = Pipeline(
+        [
+            ("a", FunctionTransformer(np.full_like, kw_args={"fill_value": 1})),
+            ("b", FunctionTransformer(np.sum)),
+            ("c", FunctionTransformer(_testing.assert_run_python_script_without_output)),
+        ]
+    )
     name, path = _replace_model(copy, chain)
     b = Bundle.load(copy)
     with pytest.raises(BundleError, match=rf"{path.name}: refuses .*function-valued.*numpy\.full_like.*numpy\.sum"):
@@ -169,7 +180,9 @@ def test_a_chain_of_numpy_and_sklearn_functions_does_not_run(bundle_dir, tmp_pat
     from sklearn.neighbors import KNeighborsClassifier
 
     name, path = _replace_model(copy, KNeighborsClassifier().fit(np.eye(3), [0, 1, 2]))
-    with pytest.raises(BundleError, match=rf"{path.name}: refuses to load a model with types emoflow does not write.*KNeighbors"):
+    with pytest.raises(
+        BundleError, match=rf"{path.name}: refuses to load a model with types emoflow does not write.*KNeighbors"
+    ):
         Bundle.load(copy).load_classifier(name)
 
 
@@ -221,10 +234,20 @@ def predicted(demo_run, bundle_dir, tmp_path_factory):
     test["path"] = [str(demo_run / "demo" / p) for p in test["path"]]
     first = test.iloc[0]
     silent, image = tmp / "silent clip.mp4", tmp / "face image.png"
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", first["path"], "-an", "-c:v", "copy", str(silent)], check=True)
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-ss", "2", "-i", first["path"], "-frames:v", "1", str(image)], check=True)
-    extra = pd.DataFrame([{"video_id": "silent", "path": str(silent), "label": first["label"], "split": "", "speaker": ""},
-                          {"video_id": "image", "path": str(image), "label": first["label"], "split": "", "speaker": ""}])  # fmt: skip
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-i", first["path"], "-an", "-c:v", "copy", str(silent)],
+        check=True,
+    )
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-ss", "2", "-i", first["path"], "-frames:v", "1", str(image)],
+        check=True,
+    )
+    extra = pd.DataFrame(
+        [
+            {"video_id": "silent", "path": str(silent), "label": first["label"], "split": "", "speaker": ""},
+            {"video_id": "image", "path": str(image), "label": first["label"], "split": "", "speaker": ""},
+        ]
+    )
     # the speakers of the test clips: speaker-normalised experiments normalise each one's clips together
     rows = pd.concat([test[["video_id", "path", "label", "split", "speaker"]], extra], ignore_index=True)
     rows.to_csv(tmp / "inputs.csv", index=False)
@@ -232,9 +255,27 @@ def predicted(demo_run, bundle_dir, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     # run from the results' parent with relative paths, as a user would (stages run elsewhere)
     rel = lambda p: os.path.relpath(p, demo_run.parent)  # noqa: E731
-    proc = subprocess.run([sys.executable, "-m", "emoflow", "predict", "--manifest", rel(tmp / "inputs.csv"), "--bundle",
-                           demo_run.name, "--out", rel(out), "--json", "--work", rel(tmp / "work")],
-                          capture_output=True, text=True, env=env, cwd=demo_run.parent)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emoflow",
+            "predict",
+            "--manifest",
+            rel(tmp / "inputs.csv"),
+            "--bundle",
+            demo_run.name,
+            "--out",
+            rel(out),
+            "--json",
+            "--work",
+            rel(tmp / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=demo_run.parent,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return out, test
 
@@ -247,7 +288,9 @@ def test_predict_reproduces_the_workflows_test_predictions(demo_run, bundle_dir,
     fused = pd.read_parquet(demo_run / "fusion" / b.meta["part"] / f"{b.meta['group']}.parquet").set_index("video_id")
     ids = test["video_id"].tolist()
     assert np.abs(got.loc[ids, cols].to_numpy() - fused.loc[ids, cols].to_numpy()).max() < 1e-6
-    assert (got.loc[ids, "label_pred"].to_numpy() == np.array(b.classes)[fused.loc[ids, cols].to_numpy().argmax(1)]).all()
+    assert (
+        got.loc[ids, "label_pred"].to_numpy() == np.array(b.classes)[fused.loc[ids, cols].to_numpy().argmax(1)]
+    ).all()
     # every test clip has every feature: the modalities of all the experiments the fusion uses
     # (the chosen method decides which: stacking reads them all, a weighted search may drop some)
     modalities = sorted({m for e in b.experiments.values() for m in e["modality"].split("+")})  # e2e: "audio+face"
@@ -289,15 +332,26 @@ def test_predict_writes_a_timeline_and_its_plot(predicted):
 
 def test_predict_rejects_missing_files_and_foreign_bundles(tmp_path, bundle_dir):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    run = lambda *a: subprocess.run([sys.executable, "-m", "emoflow", "predict", *a], capture_output=True, text=True, env=env, cwd=REPO)  # noqa: E731
+
+    def run(*a):
+        return subprocess.run(
+            [sys.executable, "-m", "emoflow", "predict", *a], capture_output=True, text=True, env=env, cwd=REPO
+        )
+
     proc = run(str(tmp_path / "nope.mp4"), "--bundle", str(bundle_dir), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and "nope.mp4: no such file" in proc.stderr
-    proc = run(str(tmp_path / "nope.mp4"), "--bundle", str(bundle_dir), "--out", str(tmp_path / "o"), "--classes", "x,y")
+    proc = run(
+        str(tmp_path / "nope.mp4"), "--bundle", str(bundle_dir), "--out", str(tmp_path / "o"), "--classes", "x,y"
+    )
     assert proc.returncode == 2 and "expected ['x', 'y']" in proc.stderr
     clip = tmp_path / "clip.mp4"
     clip.write_bytes(b"")
-    for bad, words in ((["--detect", "faces.thresholds=1"], "KEY one of"), (["--detect", "faces.min_face=-1"], "must be positive"),
-                       (["--detect", "frames.max_side=big"], "not an integer"), (["--modalities", "smell"], "modalities are audio, face")):  # fmt: skip
+    for bad, words in (
+        (["--detect", "faces.thresholds=1"], "KEY one of"),
+        (["--detect", "faces.min_face=-1"], "must be positive"),
+        (["--detect", "frames.max_side=big"], "not an integer"),
+        (["--modalities", "smell"], "modalities are audio, face"),
+    ):
         proc = run(str(clip), "--bundle", str(bundle_dir), "--out", str(tmp_path / "o"), *bad)
         assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
@@ -308,9 +362,26 @@ def test_modalities_option_predicts_from_the_face_alone(demo_run, predicted, tmp
     out, test = predicted
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     first = test.iloc[0]
-    proc = subprocess.run([sys.executable, "-m", "emoflow", "predict", first["path"], "--bundle", str(demo_run),
-                           "--out", str(tmp_path / "o"), "--no-timeline", "--modalities", "face"],
-                          capture_output=True, text=True, env=env, cwd=REPO)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emoflow",
+            "predict",
+            first["path"],
+            "--bundle",
+            str(demo_run),
+            "--out",
+            str(tmp_path / "o"),
+            "--no-timeline",
+            "--modalities",
+            "face",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = pd.read_csv(tmp_path / "o" / "predictions.csv", keep_default_na=False).iloc[0]
     silent = pd.read_csv(out / "predictions.csv", keep_default_na=False).set_index("video_id").loc["silent"]
@@ -357,9 +428,29 @@ def test_watch_scores_a_file_once_it_is_renamed_into_place(bundle_dir, predicted
     folder.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     err = open(tmp_path / "watch.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "emoflow", "predict", "--watch", str(folder), "--bundle", str(bundle_dir),
-                             "--out", str(out), "--no-timeline", "--poll", "0.2", "--stop-after", "1"],
-                            stdout=err, stderr=subprocess.STDOUT, env=env, cwd=REPO)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "emoflow",
+            "predict",
+            "--watch",
+            str(folder),
+            "--bundle",
+            str(bundle_dir),
+            "--out",
+            str(out),
+            "--no-timeline",
+            "--poll",
+            "0.2",
+            "--stop-after",
+            "1",
+        ],
+        stdout=err,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=REPO,
+    )
     try:
         deadline = time.time() + 120
         while "watching" not in (tmp_path / "watch.log").read_text() and time.time() < deadline and proc.poll() is None:
@@ -382,7 +473,9 @@ def test_watch_scores_a_file_once_it_is_renamed_into_place(bundle_dir, predicted
     assert proc.returncode == 0, log[-3000:]
     got = pd.read_csv(out / "predictions.csv", keep_default_na=False)
     assert got["video_id"].tolist() == ["take1"] and got["path"].iloc[0] == str(folder / "take1.mp4")
-    assert got["label_pred"].iloc[0] in Bundle.load(bundle_dir).classes and got["modalities_used"].iloc[0] == "audio;face"
+    assert (
+        got["label_pred"].iloc[0] in Bundle.load(bundle_dir).classes and got["modalities_used"].iloc[0] == "audio;face"
+    )
 
 
 def test_model_cache_reloads_when_a_named_file_changes(tmp_path):
@@ -432,7 +525,9 @@ def test_recognizer_api(demo_run, bundle_dir, predicted):
     test[["video_id", "path", "label", "split", "speaker"]].to_csv(manifest, index=False)
     # scored in another label space (the demo's 3 classes read among FER2013's 7): same answers
     metrics = rec.eval(manifest, label_space="fer2013")
-    choice = json.loads((demo_run / "fusion" / rec.bundle.meta["part"] / f"{rec.bundle.meta['group']}.json").read_text())
+    choice = json.loads(
+        (demo_run / "fusion" / rec.bundle.meta["part"] / f"{rec.bundle.meta['group']}.json").read_text()
+    )
     assert metrics["n"] == len(test) and metrics["unpredicted"] == 0
     assert metrics["label_space"]["map"] == {c: c for c in rec.classes}
     assert abs(metrics["accuracy"] - choice["scores"]["test"]["accuracy"]) < 1e-9
@@ -452,8 +547,23 @@ def test_eval_counts_an_unpredicted_clip_as_wrong(demo_run, bundle_dir, tmp_path
     one["path"] = [str(demo_run / "demo" / p) for p in one["path"]]
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all")
-    rows = pd.concat([one, pd.DataFrame([{"video_id": "broken", "path": str(broken), "label": one.iloc[0]["label"],
-                                          "split": "test", "speaker": "nobody"}])], ignore_index=True)  # fmt: skip
+    rows = pd.concat(
+        [
+            one,
+            pd.DataFrame(
+                [
+                    {
+                        "video_id": "broken",
+                        "path": str(broken),
+                        "label": one.iloc[0]["label"],
+                        "split": "test",
+                        "speaker": "nobody",
+                    }
+                ]
+            ),
+        ],
+        ignore_index=True,
+    )
     rows[["video_id", "path", "label", "split", "speaker"]].to_csv(tmp_path / "m.csv", index=False)
     rec = Recognizer(demo_run)
     m = rec.eval(tmp_path / "m.csv")
@@ -467,9 +577,25 @@ def test_enrol_needs_a_speaker(bundle_dir, tmp_path):
     (tmp_path / "enrol" / "a.mp4").write_bytes(b"x")
     (tmp_path / "clip.mp4").write_bytes(b"x")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, "-m", "emoflow", "predict", str(tmp_path / "clip.mp4"), "--bundle", str(bundle_dir),
-                           "--out", str(tmp_path / "o"), "--enrol", str(tmp_path / "enrol")],
-                          capture_output=True, text=True, env=env, cwd=REPO)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "emoflow",
+            "predict",
+            str(tmp_path / "clip.mp4"),
+            "--bundle",
+            str(bundle_dir),
+            "--out",
+            str(tmp_path / "o"),
+            "--enrol",
+            str(tmp_path / "enrol"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     assert proc.returncode == 2 and "needs --speaker" in proc.stderr, proc.stderr
 
 

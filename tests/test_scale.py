@@ -49,11 +49,16 @@ def corpus(root, n, extra=()):
 
 def configs(tmp_path, root, n_shards):
     cfg = tmp_path / f"case_{n_shards}.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "outdir": OUT, "data_root": str(root),
-        "dataset": {"name": "synthetic", "manifest": str(root / "manifest.csv")},
-        "sharding": {"n_shards": n_shards},
-    }))  # fmt: skip
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "outdir": OUT,
+                "data_root": str(root),
+                "dataset": {"name": "synthetic", "manifest": str(root / "manifest.csv")},
+                "sharding": {"n_shards": n_shards},
+            }
+        )
+    )
     return ("--configfile", str(REPO / "configs" / "paired_av.yaml"), str(cfg))
 
 

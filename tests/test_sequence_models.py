@@ -137,8 +137,14 @@ def test_padding_does_not_change_output(spec):
     assert not torch.allclose(padded[0], padded[1], atol=1e-3)
 
 
-@pytest.mark.parametrize("spec", [{"head": "netvlad", "clusters": 2, "norm": "layernorm", "gating": True, "proj": 6},
-                                  {"head": "lstm", "hidden": 5, "norm": "standardize"}], ids=["netvlad", "lstm"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"head": "netvlad", "clusters": 2, "norm": "layernorm", "gating": True, "proj": 6},
+        {"head": "lstm", "hidden": 5, "norm": "standardize"},
+    ],
+    ids=["netvlad", "lstm"],
+)
 def test_classifier_padding_invariance(spec):
     torch.manual_seed(0)
     rng = np.random.default_rng(4)
@@ -226,14 +232,30 @@ def _task(n: int, rng: np.random.Generator, means: np.ndarray):
     return seqs, y
 
 
-@pytest.mark.parametrize("spec", [{"head": "netvlad", "clusters": 8}, {"head": "lstm", "hidden": 32}], ids=["netvlad", "lstm"])
+@pytest.mark.parametrize(
+    "spec", [{"head": "netvlad", "clusters": 8}, {"head": "lstm", "hidden": 32}], ids=["netvlad", "lstm"]
+)
 def test_training_learns_and_round_trips(spec, tmp_path):
     rng = np.random.default_rng(7)
     means = rng.normal(0, 1.0, (3, 8)) + 3.0  # offset: standardisation must cope
     tr_x, tr_y = _task(60, rng, means)
     va_x, va_y = _task(30, rng, means)
-    model, hist = sq.fit(tr_x, tr_y, va_x, va_y, 3, spec, epochs=30, batch_size=16, lr=3e-3, max_len=16,
-                         patience=8, seed=0, device="cpu", log=None)
+    model, hist = sq.fit(
+        tr_x,
+        tr_y,
+        va_x,
+        va_y,
+        3,
+        spec,
+        epochs=30,
+        batch_size=16,
+        lr=3e-3,
+        max_len=16,
+        patience=8,
+        seed=0,
+        device="cpu",
+        log=None,
+    )
     assert hist and set(hist[0]) >= {"epoch", "loss", "val_acc"}
     assert [h["epoch"] for h in hist] == list(range(1, len(hist) + 1))
     best = max(h["val_acc"] for h in hist)
@@ -253,7 +275,21 @@ def test_fit_is_seeded():
     rng = np.random.default_rng(8)
     means = rng.normal(0, 1.0, (2, 4))
     x, y = _task(16, rng, means)
-    runs = [sq.fit(x, y, x[:6], y[:6], 2, {"head": "softdbow", "clusters": 4}, epochs=3, batch_size=8, seed=s,
-                   device="cpu", log=None)[1] for s in (0, 0, 1)]
+    runs = [
+        sq.fit(
+            x,
+            y,
+            x[:6],
+            y[:6],
+            2,
+            {"head": "softdbow", "clusters": 4},
+            epochs=3,
+            batch_size=8,
+            seed=s,
+            device="cpu",
+            log=None,
+        )[1]
+        for s in (0, 0, 1)
+    ]
     losses = [[h["loss"] for h in r] for r in runs]
     assert losses[0] == losses[1] and losses[0] != losses[2]

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.shared_data
 
 @pytest.fixture(scope="module")
 def cfg(data_root):
-    return load_config([REPO / "config.yaml", REPO / "configs" / "paired_av.yaml"], overrides={"data_root": str(data_root)})
+    return load_config(
+        [REPO / "config.yaml", REPO / "configs" / "paired_av.yaml"], overrides={"data_root": str(data_root)}
+    )
 
 
 def test_paired_av_manifest_validates_and_shards(cfg):
@@ -44,7 +46,14 @@ def test_media_stages_on_real_clips(cfg, tmp_path, data_root):
     times, imgs = reader.frames("crowd")
     assert imgs[0].shape == (360, 640, 3)
     assert len(imgs) == pytest.approx(rows["crowd"]["duration_s"] * 5, abs=1)
-    audio.run(s, str(tmp_path / "p.parquet"), str(tmp_path / "a.parquet"), str(tmp_path / "wav"), str(tmp_path / "as.parquet"), cfg)
+    audio.run(
+        s,
+        str(tmp_path / "p.parquet"),
+        str(tmp_path / "a.parquet"),
+        str(tmp_path / "wav"),
+        str(tmp_path / "as.parquet"),
+        cfg,
+    )
     a = {r["video_id"]: r for r in read_table(tmp_path / "a.parquet").to_pylist()}
     for vid in df["video_id"]:
         assert a[vid]["has_audio"] and a[vid]["duration_s"] == pytest.approx(rows[vid]["duration_s"], abs=0.15)
@@ -58,8 +67,12 @@ def test_crowd_video_gives_several_tracks_and_one_main(data_root, tmp_path):
     cfg = load_config([REPO / "config.yaml", REPO / "bench" / "crowd.yaml"], overrides={"data_root": str(data_root)})
     cfg["faces"]["device"] = "cpu"
     sheet = str(tmp_path / "sheet.parquet")
-    shards.write_sheet(pd.DataFrame({"video_id": ["crowd"], "path": [str(data_root / "real_video" / "crowd_1080p.mp4")]}), sheet)
-    p = {k: str(tmp_path / f"{k}.parquet") for k in ("probe", "ps", "frames", "fs", "faces", "videos", "crops", "skips")}
+    shards.write_sheet(
+        pd.DataFrame({"video_id": ["crowd"], "path": [str(data_root / "real_video" / "crowd_1080p.mp4")]}), sheet
+    )
+    p = {
+        k: str(tmp_path / f"{k}.parquet") for k in ("probe", "ps", "frames", "fs", "faces", "videos", "crops", "skips")
+    }
     probe.run(sheet, p["probe"], p["ps"], cfg)
     frames.run(sheet, p["probe"], p["frames"], p["fs"], cfg, 2)
     rows, skips = stage.run(sheet, p["probe"], p["frames"], p["faces"], p["videos"], p["crops"], p["skips"], cfg, 2)

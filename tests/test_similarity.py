@@ -17,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from emoflow.features.base import Clip
+from emoflow.faces.read import Clip
 from emoflow.nets.frame import build
 from emoflow.similarity import index as I
 from emoflow.similarity import model as M
@@ -60,9 +60,12 @@ def embedding_fit(tmp: Path, framing=None, tune="fc", seed=0) -> Path:
     trunk, tmeta = M.load_trunk(trunk_fit(tmp, seed))
     torch.manual_seed(seed)
     net = M.Embedder(trunk, "vgg", tune=tune, hidden=16, dim=16).eval()
-    meta = {"trunk": {k: tmeta[k] for k in ("arch", "net", "size", "classes", "mean", "std")},
-            "head": {"tune": tune, "inputs": net.inputs, "hidden": 16, "dim": 16, "dropout": 0.2},
-            "framing": framing, "flip_tta": True}  # fmt: skip
+    meta = {
+        "trunk": {k: tmeta[k] for k in ("arch", "net", "size", "classes", "mean", "std")},
+        "head": {"tune": tune, "inputs": net.inputs, "hidden": 16, "dim": 16, "dropout": 0.2},
+        "framing": framing,
+        "flip_tta": True,
+    }
     path = tmp / "emb.json"
     torch.save({"state_dict": net.state_dict()}, path.with_suffix(".pt"))
     path.write_text(json.dumps(meta))
@@ -114,7 +117,9 @@ def test_loss_is_zero_beyond_the_margin_and_positive_inside_it():
     expect = max(0.0, 0.25 - 1.0 + 1.2) + max(0.0, 0.25 - 1.25 + 1.2)
     assert float(loss) == pytest.approx(expect)
     # per-type margins
-    assert T.margins({"one_class": 0.1, "two_class": 0.2, "three_class": 0.3}, np.array(["two_class", "one_class"])).tolist() == pytest.approx([0.2, 0.1])
+    assert T.margins(
+        {"one_class": 0.1, "two_class": 0.2, "three_class": 0.3}, np.array(["two_class", "one_class"])
+    ).tolist() == pytest.approx([0.2, 0.1])
     with pytest.raises(ValueError, match="three_class"):
         T.margins({"one_class": 0.1, "two_class": 0.2}, np.array(["one_class"]))
 
@@ -142,12 +147,16 @@ def test_triplet_accuracy_on_a_constructed_case():
     )
     acc = T.accuracy(emb, t)
     assert acc["all"] == pytest.approx(3 / 5) and acc["n"] == 5
-    assert acc["one_class"] == pytest.approx(0.5) and acc["two_class"] == pytest.approx(1.0) and acc["three_class"] == 0.0
+    assert (
+        acc["one_class"] == pytest.approx(0.5) and acc["two_class"] == pytest.approx(1.0) and acc["three_class"] == 0.0
+    )
     # ties count as a random choice among the tied pairs: a constant embedding scores 1/3
     assert T.accuracy(np.zeros((5, 4)), t)["all"] == pytest.approx(1 / 3)
     # two pairs tied for closest, the annotated one among them: 1/2
     sym = np.array([[0.0], [1.0], [2.0]])
-    half = T.Triplets(np.array([[0, 1, 2]]), np.array([0]), np.array(["two_class"], dtype=object))  # pair b-c, tied with a-b
+    half = T.Triplets(
+        np.array([[0, 1, 2]]), np.array([0]), np.array(["two_class"], dtype=object)
+    )  # pair b-c, tied with a-b
     assert T.triplet_scores(sym, half).tolist() == [0.5]
     # the roles: anchor and positive are the annotated pair, negative the odd face
     a, p, n = T.pair_roles(t)
@@ -216,13 +225,26 @@ def test_fit_learns_tiny_triplets_and_writes_a_self_contained_model(tmp_path):
     images, trips = tiny_fer(tmp_path)
     trunk = trunk_fit(tmp_path)
     out = tmp_path / "models" / "emb.json"
-    params = {"images": str(images), "triplets": str(trips["train"]), "val_triplets": str(trips["val"]), "epochs": 8,
-              "batch_size": 32, "lr": 0.01, "holdout": 0.2, "hidden": 32, "margin": {"one_class": 0.1, "two_class": 0.2,
-              "three_class": 0.2}, "mining": "active", "framing": {"crop": 0.6, "center_y": 0.55},
-              "votes": str(tmp_path / "ferplus_votes.parquet"), "votes_weight": 0.5}  # fmt: skip
+    params = {
+        "images": str(images),
+        "triplets": str(trips["train"]),
+        "val_triplets": str(trips["val"]),
+        "epochs": 8,
+        "batch_size": 32,
+        "lr": 0.01,
+        "holdout": 0.2,
+        "hidden": 32,
+        "margin": {"one_class": 0.1, "two_class": 0.2, "three_class": 0.2},
+        "mining": "active",
+        "framing": {"crop": 0.6, "center_y": 0.55},
+        "votes": str(tmp_path / "ferplus_votes.parquet"),
+        "votes_weight": 0.5,
+    }
     meta = fit(str(trunk), str(out), params, threads=1)
     assert out.is_file() and out.with_suffix(".pt").is_file()
-    assert 1 <= meta["best_epoch"] <= 8 and len(meta["history"]) == 8 and len(meta["refit_history"]) == meta["best_epoch"]
+    assert (
+        1 <= meta["best_epoch"] <= 8 and len(meta["history"]) == 8 and len(meta["refit_history"]) == meta["best_epoch"]
+    )
     assert 0 < meta["data"]["held_triplets"] < 300 - meta["data"]["fit_triplets"]
     assert meta["history"][-1]["loss"] < meta["history"][0]["loss"]
     # unseen faces (public_test), scored once at the end: far above chance (1/3)
@@ -275,7 +297,16 @@ def test_extractor_gives_unit_16d_vectors_per_frame(tmp_path, framing):
     assert ext.level == "frame" and ext.dim == 16
     rgb = faces_rgb(5)
     grey = np.stack([np.asarray(Image.fromarray(c).convert("L").resize((48, 48))) for c in rgb])
-    clip = Clip("v", np.arange(5) * 2, np.arange(5) * 0.4, grey, [jpeg(c) for c in rgb], np.zeros((5, 5, 2)), np.zeros((5, 4)), (256, 256))
+    clip = Clip(
+        "v",
+        np.arange(5) * 2,
+        np.arange(5) * 0.4,
+        grey,
+        [jpeg(c) for c in rgb],
+        np.zeros((5, 5, 2)),
+        np.zeros((5, 4)),
+        (256, 256),
+    )
     out = ext.extract(clip)
     assert out.values.shape == (5, 16) and out.values.dtype == np.float32
     assert np.allclose(np.linalg.norm(out.values, axis=1), 1.0, atol=1e-5)
@@ -288,8 +319,10 @@ def test_nearest_neighbour_of_an_indexed_face_is_itself(tmp_path):
     model = embedding_fit(tmp_path, {"crop": 0.6, "center_y": 0.55})
     run = tmp_path / "run"
     videos = {"a": faces_rgb(4, 1), "b": faces_rgb(3, 2), "c": faces_rgb(5, 3)}
-    crops = [write_crops(run / "crops" / "s000.parquet", {"a": videos["a"], "b": videos["b"]}),
-             write_crops(run / "crops" / "s001.parquet", {"c": videos["c"]})]  # fmt: skip
+    crops = [
+        write_crops(run / "crops" / "s000.parquet", {"a": videos["a"], "b": videos["b"]}),
+        write_crops(run / "crops" / "s001.parquet", {"c": videos["c"]}),
+    ]
     stages = {"probe": {}, "frames": {}, "faces": {}}
     meta = I.build(run / "similarity" / "index.parquet", model, [str(c) for c in crops], stages)
     assert meta["n"] == 12 and meta["videos"] == 3 and meta["crops"] == ["crops/s000.parquet", "crops/s001.parquet"]
@@ -324,8 +357,12 @@ def test_similar_command_on_an_image_without_a_face(tmp_path):
     query = tmp_path / "face.png"
     Image.fromarray(np.asarray(Image.fromarray(rgb[4]).convert("L").resize((48, 48)))).save(query)
     sheet = tmp_path / "out" / "sheet.png"
-    proc = subprocess.run([sys.executable, "-m", "emoflow", "similar", "--run", str(run), str(query), "--k", "2",
-                           "--sheet", str(sheet)], capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "emoflow", "similar", "--run", str(run), str(query), "--k", "2", "--sheet", str(sheet)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "whole image" in proc.stdout and sheet.is_file()
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip()[:1].isdigit()]
@@ -341,8 +378,10 @@ def test_workflow_fits_and_indexes_only_when_the_embedding_is_on(tmp_path):
     off = snakemake(REPO, tmp_path / "off", "-n", "--quiet", "rules")
     assert "fit_expression_embedding" not in job_counts(off.stdout) and "similarity_index" not in job_counts(off.stdout)
     cfg = tmp_path / "on.yaml"
-    cfg.write_text("features:\n  expression_embedding: {extractor: expression_embedding, trunk: frame_cnn}\n"
-                   "experiments:\n  expression_embedding_mean_lr: {feature: expression_embedding, encoding: mean, classifier: logistic}\n")  # fmt: skip
+    cfg.write_text(
+        "features:\n  expression_embedding: {extractor: expression_embedding, trunk: frame_cnn}\n"
+        "experiments:\n  expression_embedding_mean_lr: {feature: expression_embedding, encoding: mean, classifier: logistic}\n"
+    )
     on = snakemake(REPO, tmp_path / "on", "-n", "--quiet", "rules", "--configfile", str(REPO / "config.yaml"), str(cfg))
     counts = job_counts(on.stdout)
     assert counts["fit_expression_embedding"] == 1 and counts["similarity_index"] == 1
@@ -357,7 +396,9 @@ def test_workflow_fits_and_indexes_only_when_the_embedding_is_on(tmp_path):
 
 def test_metric_reproduces_the_data_readme_label_baseline(data_root):
     """The FER2013-label one-hot embedding on triplets_val: the data README's figures."""
-    faces, trip = T.load(data_root / "fer2013/fer2013.parquet", data_root / "fer_similarity/triplets_val.parquet", "public_test")
+    faces, trip = T.load(
+        data_root / "fer2013/fer2013.parquet", data_root / "fer_similarity/triplets_val.parquet", "public_test"
+    )
     assert len(trip) == 3000 and len(faces) == 2841
     onehot = np.eye(len(CLASSES))[[CLASSES.index(lab) for lab in faces.labels]]
     acc = T.accuracy(onehot, trip)

@@ -51,7 +51,9 @@ def test_weight_search_scores_what_predict_time_fusion_computes():
     fused = apply(choice, probs, present)
     # the in-sample score reported is the score of exactly what apply() fuses
     assert np.isclose(choice["methods"]["weighted"]["fit"]["accuracy"], np.mean(fused.argmax(1) == y))
-    np.testing.assert_allclose(fused, fuse_present(stacked, list(choice["methods"]["weighted"]["weights"].values()), mask))
+    np.testing.assert_allclose(
+        fused, fuse_present(stacked, list(choice["methods"]["weighted"]["weights"].values()), mask)
+    )
     assert np.isclose(score, np.mean(fuse_present(stacked, w, mask).argmax(1) == y))
     # ignoring presence mixes A's stand-in prior into half the rows: a different (worse) objective
     w_blind, _ = search_weights(list(stacked), y, step=0.1)

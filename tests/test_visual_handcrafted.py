@@ -13,7 +13,7 @@ from conftest import REPO
 from emoflow import tables
 from emoflow.config import load_config
 from emoflow.features import base
-from emoflow.features.base import Clip
+from emoflow.faces.read import Clip
 from emoflow.features.dsift import DenseSIFT
 from emoflow.features.hog import HOG
 from emoflow.features.hog_lbp import HOGLBP
@@ -87,7 +87,9 @@ def test_hog_of_a_vertical_step_edge_lies_in_the_horizontal_gradient_bin():
     assert out.values.shape == (2, ext.dim)
     energy = out.values.reshape(2, -1, 9).sum(axis=1)
     assert energy[0].argmax() == 0 and energy[0, 0] > 0.99 * energy[0].sum()
-    assert energy[1].argmax() == 4 and energy[1, 4] > 0.99 * energy[1].sum()  # transposed: vertical gradient, 80-100 degrees
+    assert (
+        energy[1].argmax() == 4 and energy[1, 4] > 0.99 * energy[1].sum()
+    )  # transposed: vertical gradient, 80-100 degrees
 
 
 def test_hog_dim_follows_the_parameters_and_flat_crops_give_zeros():
@@ -96,7 +98,9 @@ def test_hog_dim_follows_the_parameters_and_flat_crops_give_zeros():
     out = ext.extract(clip(np.stack([face(0), np.zeros((G, G)), np.full((G, G), 200)])))
     assert out.values.shape == (3, ext.dim) and np.isfinite(out.values).all()
     assert out.values[0].any() and not out.values[1:].any()
-    assert np.array_equal(out.values, ext.extract(clip(np.stack([face(0), np.zeros((G, G)), np.full((G, G), 200)]))).values)
+    assert np.array_equal(
+        out.values, ext.extract(clip(np.stack([face(0), np.zeros((G, G)), np.full((G, G), 200)]))).values
+    )
 
 
 # --- HOG + LBP --------------------------------------------------------------------------
@@ -231,15 +235,41 @@ def write_shard(tmp_path) -> tuple[list[str], dict[str, np.ndarray]]:
     videos, crops, faces = [], [], []
     for vid, n_frames in (("a", 4), ("b", 2), ("c", 3)):
         g = grey.get(vid, np.zeros((0, G, G), np.uint8))
-        videos.append({"video_id": vid, "n_frames": n_frames, "n_main": len(g), "coverage": len(g) / n_frames,
-                       "n_tracks": int(len(g) > 0) + (vid == "a"), "main_track": 0 if len(g) else None, "hint_used": False,
-                       "frame_width": 64, "frame_height": 64})  # fmt: skip
+        videos.append(
+            {
+                "video_id": vid,
+                "n_frames": n_frames,
+                "n_main": len(g),
+                "coverage": len(g) / n_frames,
+                "n_tracks": int(len(g) > 0) + (vid == "a"),
+                "main_track": 0 if len(g) else None,
+                "hint_used": False,
+                "frame_width": 64,
+                "frame_height": 64,
+            }
+        )
         for k in range(len(g)):
             frame = k + 1
-            crops.append({"video_id": vid, "frame": frame, "time": frame * 0.2, "color": _jpeg(), "grey": g[k].tobytes()})
+            crops.append(
+                {"video_id": vid, "frame": frame, "time": frame * 0.2, "color": _jpeg(), "grey": g[k].tobytes()}
+            )
             lm = [20, 24, 44, 24, 32, 36, 22, 48, 42, 48]
-            faces.append({"video_id": vid, "frame": frame, "time": frame * 0.2, "x1": 10, "y1": 10, "x2": 54, "y2": 60,
-                          "prob": 0.99, "landmarks": lm, "track": 0, "is_main": True, "detected": True})  # fmt: skip
+            faces.append(
+                {
+                    "video_id": vid,
+                    "frame": frame,
+                    "time": frame * 0.2,
+                    "x1": 10,
+                    "y1": 10,
+                    "x2": 54,
+                    "y2": 60,
+                    "prob": 0.99,
+                    "landmarks": lm,
+                    "track": 0,
+                    "is_main": True,
+                    "detected": True,
+                }
+            )
             if vid == "a":
                 faces.append({**faces[-1], "x1": 0, "x2": 8, "track": 1, "is_main": False, "prob": 0.9})
     paths = [str(tmp_path / f) for f in ("sheet.parquet", "faces.videos.parquet", "crops.parquet", "faces.parquet")]

@@ -11,7 +11,8 @@
   emoflow similar --run RESULTS QUERY [--k 10]
                                     faces of a run closest in expression to an image or video
   emoflow demo OUTDIR               generate the demo corpus
-  emoflow probe|frames|audio ...    run one stage on one shard (what the rules call)
+  emoflow probe|frames|faces|features|... ARGS
+                                    run one stage on one shard (what its rule calls)
 
 Stage modules are imported only when their command runs.
 """
@@ -26,12 +27,11 @@ from pathlib import Path
 
 from emoflow import __version__
 from emoflow.errors import EmoflowError
+from emoflow.workflow.stages import STAGES as SHARD_STAGES
 
+#: `emoflow <command>`: every per-shard stage (emoflow.workflow.stages) and the other entry points
 STAGES = {
-    "probe": "emoflow.media.probe",
-    "frames": "emoflow.media.frames",
-    "audio": "emoflow.media.audio",
-    "shard-sheet": "emoflow.dataset.shards",
+    **{s.command: s.module for s in SHARD_STAGES.values() if s.command},
     "manifest": "emoflow.dataset.corpora",
     "demo": "emoflow.demo.generate",
     "media-summary": "emoflow.media.summary",
@@ -39,7 +39,6 @@ STAGES = {
     "bundle": "emoflow.predict.bundle",
     "similar": "emoflow.similarity.search",
     "e2e": "emoflow.e2e.stage",
-    "e2e-tta": "emoflow.e2e.tta",
 }
 
 
@@ -107,7 +106,9 @@ def _run(argv) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="emoflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="emoflow", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--version", action="version", version=f"emoflow {__version__}")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("run", help="run the workflow; other arguments go to snakemake", add_help=False)

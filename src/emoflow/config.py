@@ -112,7 +112,9 @@ def _check_experiments(cfg: dict, source: str) -> None:
             continue
         other = cfg["features"].get(src)
         if other is None or other["extractor"] != params["extractor"] or other.get("model_from"):
-            raise ConfigError(f"{source}: features.{name}.model_from: {src!r} must be a {params['extractor']} entry with its own fit")
+            raise ConfigError(
+                f"{source}: features.{name}.model_from: {src!r} must be a {params['extractor']} entry with its own fit"
+            )
     for name, exp in cfg["experiments"].items():
         where = f"{source}: experiments.{name}"
         if exp["feature"] not in cfg["features"]:
@@ -124,14 +126,18 @@ def _check_experiments(cfg: dict, source: str) -> None:
         if exp.get("encoding") and cfg["classifiers"][exp["classifier"]]["type"] == "sequence":
             raise ConfigError(f"{where}: a sequence classifier reads frames; drop the encoding")
         if exp.get("normalize") == "speaker" and cfg["classifiers"][exp["classifier"]]["type"] == "sequence":
-            raise ConfigError(f"{where}: normalize: speaker applies to video vectors, not to a sequence classifier's frames")
+            raise ConfigError(
+                f"{where}: normalize: speaker applies to video vectors, not to a sequence classifier's frames"
+            )
     fused = cfg["fusion"]["experiments"]
     unknown = [e for e in fused or [] if e not in cfg["experiments"]]
     if unknown:
         raise ConfigError(f"{source}: fusion.experiments: {unknown} are not entries of experiments")
     group = cfg["bundle"]["group"]
     if group is not None and group not in cfg["fusion"]["groups"]:
-        raise ConfigError(f"{source}: bundle.group: {group!r} is not a fusion group ({sorted(cfg['fusion']['groups'])})")
+        raise ConfigError(
+            f"{source}: bundle.group: {group!r} is not a fusion group ({sorted(cfg['fusion']['groups'])})"
+        )
 
 
 def finalize(cfg: dict, source: str = "config", base_dir: str | os.PathLike | None = None) -> dict:

@@ -111,6 +111,7 @@ CROPS = pa.schema(
     ]
 )
 
+
 def features(dim: int, level: str) -> pa.Schema:
     """``features/{name}/{shard}.parquet`` -- one extractor's output for one shard (and,
     level ``video``, ``encoded/{part}/{feature}.{encoding}.parquet``: video vectors).

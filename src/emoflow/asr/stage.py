@@ -21,7 +21,9 @@ STAGE = "asr"
 
 def run(index: str, wav_dir: str, out: str, skips_out: str, cfg: dict) -> tuple[list[dict], list[dict]]:
     acfg = cfg["asr"]
-    backend = warm.model("asr", acfg, lambda: make(acfg["backend"], **acfg["params"]))  # once per shard (or per predictor)
+    backend = warm.model(
+        "asr", acfg, lambda: make(acfg["backend"], **acfg["params"])
+    )  # once per shard (or per predictor)
     rows, skips = [], []
     for r in logs.progress(read_table(index).to_pylist(), "asr"):
         vid = r["video_id"]

@@ -41,7 +41,9 @@ def _estimator(kind: str, seed: int, final: bool):
     if kind == "logistic":
         return LogisticRegression(C=0.1, max_iter=5000)
     if kind == "mlp":
-        return MLPClassifier(hidden_layer_sizes=(256,), alpha=1e-2, max_iter=400, early_stopping=True, random_state=seed)
+        return MLPClassifier(
+            hidden_layer_sizes=(256,), alpha=1e-2, max_iter=400, early_stopping=True, random_state=seed
+        )
     raise ValueError(f"unknown classifier type {kind!r}; valid: {', '.join(TYPES)}")
 
 
@@ -79,8 +81,10 @@ def _calibrated(pipe, groups, seed: int = 0):
     n_groups = len(np.unique(groups))
     if n_groups < 2:
         raise ValueError(f"calibrating an SVM needs at least 2 speaker groups in the training split, got {n_groups}")
-    folds = [(tr.astype(np.int64), te.astype(np.int64)) for tr, te in
-             GroupKFold(n_splits=min(3, n_groups)).split(np.zeros(len(groups)), groups=groups)]  # fmt: skip
+    folds = [
+        (tr.astype(np.int64), te.astype(np.int64))
+        for tr, te in GroupKFold(n_splits=min(3, n_groups)).split(np.zeros(len(groups)), groups=groups)
+    ]
     return CalibratedClassifierCV(pipe, method="sigmoid", cv=folds, ensemble=False)
 
 
@@ -110,7 +114,9 @@ def search(X, y, groups, spec: dict, *, metric: str = "accuracy", folds: int = 5
     final.fit(X, y)
     table = [
         {"params": {k.removeprefix("clf__"): v for k, v in p.items()}, "cv_score": float(m), "cv_std": float(s)}
-        for p, m, s in zip(gs.cv_results_["params"], gs.cv_results_["mean_test_score"], gs.cv_results_["std_test_score"])
+        for p, m, s in zip(
+            gs.cv_results_["params"], gs.cv_results_["mean_test_score"], gs.cv_results_["std_test_score"]
+        )
     ]
     report = {
         "best_params": {k.removeprefix("clf__"): (list(v) if isinstance(v, tuple) else v) for k, v in best.items()},

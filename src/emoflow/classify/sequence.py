@@ -239,7 +239,7 @@ class RecurrentHead(nn.Module):
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         _, h = self.rnn(packed)
         h = h[0] if self.kind == "lstm" else h  # (layers*dirs, B, H), rows in input order
-        return torch.cat(list(h[-self.dirs:]), dim=1)
+        return torch.cat(list(h[-self.dirs :]), dim=1)
 
 
 class MeanHead(nn.Module):
@@ -262,7 +262,9 @@ def make_head(spec: dict, dim: int) -> nn.Module:
         cls = {"netvlad": NetVLAD, "netrvlad": NetRVLAD, "softdbow": SoftDBoW, "netfv": NetFV}[name]
         return cls(dim, int(s["clusters"]), hard=bool(s["hard"]), normalize=bool(s["normalize"]))
     if name in RECURRENT_HEADS:
-        return RecurrentHead(dim, int(s["hidden"]), kind=name, bidirectional=bool(s["bidirectional"]), layers=int(s["layers"]))
+        return RecurrentHead(
+            dim, int(s["hidden"]), kind=name, bidirectional=bool(s["bidirectional"]), layers=int(s["layers"])
+        )
     if name == "mean":
         return MeanHead(dim)
     raise ValueError(f"unknown sequence head {spec.get('head')!r}; valid heads: {', '.join(HEADS)}")
@@ -421,7 +423,9 @@ def init_head(model: SequenceClassifier, train_seqs: Sequence[np.ndarray], seed:
     frames = model.prepare(torch.from_numpy(frames).to(dev)).cpu().numpy()
     k = head.clusters
     if len(frames) < k:  # too few frames: repeat with jitter
-        frames = frames[rng.integers(len(frames), size=k)] + rng.normal(0, 1e-2, (k, frames.shape[1])).astype(np.float32)
+        frames = frames[rng.integers(len(frames), size=k)] + rng.normal(0, 1e-2, (k, frames.shape[1])).astype(
+            np.float32
+        )
     centers, labels = kmeans(frames, k, seed=seed)
     head.init_from_centers(centers, frames=frames)
     if isinstance(head, NetFV):
@@ -436,8 +440,14 @@ def init_head(model: SequenceClassifier, train_seqs: Sequence[np.ndarray], seed:
 # --------------------------------------------------------------------------- training
 
 
-def _evaluate(model: nn.Module, seqs: list[np.ndarray], y: np.ndarray | None, batch_size: int, max_len: int | None,
-              device: torch.device) -> tuple[np.ndarray, float]:
+def _evaluate(
+    model: nn.Module,
+    seqs: list[np.ndarray],
+    y: np.ndarray | None,
+    batch_size: int,
+    max_len: int | None,
+    device: torch.device,
+) -> tuple[np.ndarray, float]:
     """Softmax probabilities and (if ``y``) the mean cross-entropy."""
     model.eval()
     probs, loss = [], 0.0
@@ -451,10 +461,25 @@ def _evaluate(model: nn.Module, seqs: list[np.ndarray], y: np.ndarray | None, ba
     return np.concatenate(probs), loss / len(seqs)
 
 
-def fit(train_seqs: Sequence[np.ndarray], train_y, val_seqs: Sequence[np.ndarray] | None, val_y, n_classes: int, spec: dict, *,
-        epochs: int = 40, batch_size: int = 32, lr: float = 1e-3, weight_decay: float = 1e-4, max_len: int | None = 64,
-        patience: int | None = 10, seed: int = 0, device: str = "auto", threads: int = 1,
-        log: Callable[[str], None] | None = print) -> tuple[SequenceClassifier, list[dict]]:
+def fit(
+    train_seqs: Sequence[np.ndarray],
+    train_y,
+    val_seqs: Sequence[np.ndarray] | None,
+    val_y,
+    n_classes: int,
+    spec: dict,
+    *,
+    epochs: int = 40,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    weight_decay: float = 1e-4,
+    max_len: int | None = 64,
+    patience: int | None = 10,
+    seed: int = 0,
+    device: str = "auto",
+    threads: int = 1,
+    log: Callable[[str], None] | None = print,
+) -> tuple[SequenceClassifier, list[dict]]:
     """Train a :class:`SequenceClassifier` with head ``spec`` and return it (eval mode, on
     the training device, weights of the best epoch by validation accuracy, ties to the
     lower validation loss) and the per-epoch history (epoch, loss, val_loss, val_acc,
@@ -531,8 +556,13 @@ def fit(train_seqs: Sequence[np.ndarray], train_y, val_seqs: Sequence[np.ndarray
     return model, history
 
 
-def predict_proba(model: SequenceClassifier, seqs: Sequence[np.ndarray], batch_size: int = 64, max_len: int | None = 64,
-                  device: str = "auto") -> np.ndarray:
+def predict_proba(
+    model: SequenceClassifier,
+    seqs: Sequence[np.ndarray],
+    batch_size: int = 64,
+    max_len: int | None = 64,
+    device: str = "auto",
+) -> np.ndarray:
     """(n, n_classes) softmax probabilities (eval mode, no gradients, deterministic frame choice)."""
     seqs = _check_seqs(seqs, model.dim)
     dev = pick_device(device)

@@ -80,8 +80,9 @@ def transform(X: np.ndarray, groups, stats: dict, pop: tuple[np.ndarray, np.ndar
     return Z, own
 
 
-def fit_transform(X: np.ndarray, ids, groups, present: np.ndarray, train: np.ndarray,
-                  min_videos: int = MIN_VIDEOS) -> tuple[np.ndarray, dict]:  # fmt: skip
+def fit_transform(
+    X: np.ndarray, ids, groups, present: np.ndarray, train: np.ndarray, min_videos: int = MIN_VIDEOS
+) -> tuple[np.ndarray, dict]:
     """The workflow's step (classify stage): normalise every present row of ``X`` by its
     speaker; returns (X with present rows normalised, state to keep with the model)."""
     ids, groups = np.asarray(ids, object), np.asarray(groups, object)
@@ -90,12 +91,20 @@ def fit_transform(X: np.ndarray, ids, groups, present: np.ndarray, train: np.nda
     pop = population({g: s for g, s in stats.items() if g in train_speakers}, X[train & present])
     Z = np.array(X, np.float32, copy=True)
     Z[present], own = transform(X[present], groups[present], stats, pop)
-    state = {"by": "speaker", "min_videos": int(min_videos), "mean": pop[0].tolist(), "std": pop[1].tolist(),
-             "speakers_own": len(stats), "videos_population": int((~own).sum())}  # fmt: skip
+    state = {
+        "by": "speaker",
+        "min_videos": int(min_videos),
+        "mean": pop[0].tolist(),
+        "std": pop[1].tolist(),
+        "speakers_own": len(stats),
+        "videos_population": int((~own).sum()),
+    }
     return Z, state
 
 
-def apply(X: np.ndarray, ids, groups, state: dict, reference: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def apply(
+    X: np.ndarray, ids, groups, state: dict, reference: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``emoflow predict``'s step: normalise rows of ``X`` with a fitted experiment's
     ``state``; speakers' own statistics come from the ``reference`` rows (default all: the
     input clips, not their timeline windows).  Returns (Z, own-statistics flag per row)."""

@@ -54,7 +54,9 @@ def prior(y: np.ndarray, n_classes: int) -> np.ndarray:
     return np.bincount(y, minlength=n_classes) / max(1, len(y))
 
 
-def run(experiment: str, splits_path: str, inputs: list[str], cfg: dict, threads: int, log) -> tuple[dict, dict, object]:
+def run(
+    experiment: str, splits_path: str, inputs: list[str], cfg: dict, threads: int, log
+) -> tuple[dict, dict, object]:
     """(predictions columns, report, (kind, model)) of one experiment."""
     classes, spec = cfg["classes"], cfg["classifier"]
     evaluation = cfg.get("evaluation", {})
@@ -67,7 +69,9 @@ def run(experiment: str, splits_path: str, inputs: list[str], cfg: dict, threads
     fs: FeatureSet = read(inputs)
     sequence = spec["type"] == "sequence"
     if sequence and fs.level == "video":
-        raise EmoflowError(f"{experiment}: a sequence classifier needs a frame-level feature, {inputs[0]} is video level")
+        raise EmoflowError(
+            f"{experiment}: a sequence classifier needs a frame-level feature, {inputs[0]} is video level"
+        )
     if not sequence and fs.level != "video":
         raise EmoflowError(f"{experiment}: {inputs[0]} is {fs.level} level: give the experiment an encoding")
     if sequence:
@@ -78,14 +82,26 @@ def run(experiment: str, splits_path: str, inputs: list[str], cfg: dict, threads
     normalize = {"by": cfg.get("normalize") or "none"}
     if normalize["by"] == "speaker":
         if sequence:
-            raise EmoflowError(f"{experiment}: normalize: speaker applies to video vectors, not to a sequence model's frames")
+            raise EmoflowError(
+                f"{experiment}: normalize: speaker applies to video vectors, not to a sequence model's frames"
+            )
         X, normalize = speaker_norm.fit_transform(X, ids, groups, ~missing, tr)
-        log.info("%s: speaker-normalised (%d speakers with their own statistics, %d videos with the population's)",
-                 experiment, normalize["speakers_own"], normalize["videos_population"])  # fmt: skip
+        log.info(
+            "%s: speaker-normalised (%d speakers with their own statistics, %d videos with the population's)",
+            experiment,
+            normalize["speakers_own"],
+            normalize["videos_population"],
+        )
     if len(np.unique(y[tr])) < 2:
         raise EmoflowError(f"{experiment}: fewer than 2 classes among the training videos with this feature")
-    log.info("%s: %d train videos with the feature (%d missing), dim %d, %s", experiment, tr.sum(),
-             ((split == "train") & missing).sum(), fs.dim, spec["type"])  # fmt: skip
+    log.info(
+        "%s: %d train videos with the feature (%d missing), dim %d, %s",
+        experiment,
+        tr.sum(),
+        ((split == "train") & missing).sum(),
+        fs.dim,
+        spec["type"],
+    )
     t0 = time.time()
     probs = np.tile(prior(y[tr], len(classes)), (len(ids), 1))
     have = ~missing
@@ -95,22 +111,47 @@ def run(experiment: str, splits_path: str, inputs: list[str], cfg: dict, threads
         tr_idx = np.flatnonzero(tr)
         hold = speaker_holdout(groups[tr_idx], float(spec.get("holdout", 0.2)), seed)
         seqs = [fs.sequences[ids[i]] for i in tr_idx]
-        train_kw = {k: spec[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "max_len", "patience") if k in spec}
+        train_kw = {
+            k: spec[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "max_len", "patience") if k in spec
+        }
         model, history = seqm.fit(
-            [s for s, h in zip(seqs, hold) if not h], y[tr_idx][~hold], [s for s, h in zip(seqs, hold) if h], y[tr_idx][hold],
-            len(classes), spec, seed=seed, threads=threads, log=log.info, **train_kw,
-        )  # fmt: skip
+            [s for s, h in zip(seqs, hold) if not h],
+            y[tr_idx][~hold],
+            [s for s, h in zip(seqs, hold) if h],
+            y[tr_idx][hold],
+            len(classes),
+            spec,
+            seed=seed,
+            threads=threads,
+            log=log.info,
+            **train_kw,
+        )
         have_idx = np.flatnonzero(have)
-        probs[have_idx] = seqm.predict_proba(model, [fs.sequences[ids[i]] for i in have_idx], max_len=spec.get("max_len", 64))
+        probs[have_idx] = seqm.predict_proba(
+            model, [fs.sequences[ids[i]] for i in have_idx], max_len=spec.get("max_len", 64)
+        )
         best = max(history, key=lambda h: (h["val_acc"], -h["val_loss"]))
-        fit_report = {"holdout_speakers": int(len(np.unique(groups[tr_idx][hold]))), "best_epoch": best["epoch"],
-                      "holdout_accuracy": best["val_acc"], "epochs_run": len(history), "history": history}  # fmt: skip
+        fit_report = {
+            "holdout_speakers": int(len(np.unique(groups[tr_idx][hold]))),
+            "best_epoch": best["epoch"],
+            "holdout_accuracy": best["val_acc"],
+            "epochs_run": len(history),
+            "history": history,
+        }
         kind = "torch"
     else:
         from emoflow.classify import models
 
-        model, fit_report = models.search(X[tr], y[tr], groups[tr], spec, metric=metric,
-                                          folds=int(evaluation.get("cv_folds", 5)), seed=seed, threads=threads)  # fmt: skip
+        model, fit_report = models.search(
+            X[tr],
+            y[tr],
+            groups[tr],
+            spec,
+            metric=metric,
+            folds=int(evaluation.get("cv_folds", 5)),
+            seed=seed,
+            threads=threads,
+        )
         probs[have] = models.proba_full(model, X[have], len(classes))
         log.info("%s: best %s, cv %s %.3f", experiment, fit_report["best_params"], metric, fit_report["cv_score"])
         kind = "sklearn"
@@ -132,7 +173,9 @@ def run(experiment: str, splits_path: str, inputs: list[str], cfg: dict, threads
         "fit_seconds": round(time.time() - t0, 2),
     }
     if "val" in split_scores:
-        log.info("%s: val accuracy %.3f, UAR %.3f", experiment, split_scores["val"]["accuracy"], split_scores["val"]["uar"])
+        log.info(
+            "%s: val accuracy %.3f, UAR %.3f", experiment, split_scores["val"]["accuracy"], split_scores["val"]["uar"]
+        )
     columns = {"video_id": ids, "split": split.tolist(), "label": sp["label"].tolist(), "missing": missing.tolist()}
     columns |= {f"p_{c}": probs[:, i] for i, c in enumerate(classes)}
     return columns, report, (kind, model)
@@ -157,9 +200,13 @@ def main(argv=None) -> int:
     ap.add_argument("splits", help="splits/{part}.parquet")
     ap.add_argument("predictions", help="output: predictions/{part}/{experiment}.parquet")
     ap.add_argument("report", help="output: the model's JSON report")
-    ap.add_argument("model", help="output: the fitted model (skops file for scikit-learn, torch file for sequence models)")
+    ap.add_argument(
+        "model", help="output: the fitted model (skops file for scikit-learn, torch file for sequence models)"
+    )
     ap.add_argument("--inputs", nargs="+", required=True, help="the feature's shard tables or its encoded table")
-    ap.add_argument("--config", required=True, help="JSON: classes, classifier spec, evaluation, feature/encoding/modality")
+    ap.add_argument(
+        "--config", required=True, help="JSON: classes, classifier spec, evaluation, feature/encoding/modality"
+    )
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     log = logs.setup("emoflow.classify")

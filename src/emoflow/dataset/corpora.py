@@ -56,8 +56,16 @@ SPLITS = ("train", "val", "test")
 
 RAVDESS_MODALITY = {"01": "av", "02": "video", "03": "audio"}
 RAVDESS_CHANNEL = {"01": "speech", "02": "song"}
-RAVDESS_EMOTION = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fearful",
-                   "07": "disgust", "08": "surprised"}  # fmt: skip
+RAVDESS_EMOTION = {
+    "01": "neutral",
+    "02": "calm",
+    "03": "happy",
+    "04": "sad",
+    "05": "angry",
+    "06": "fearful",
+    "07": "disgust",
+    "08": "surprised",
+}
 RAVDESS_INTENSITY = {"01": "normal", "02": "strong"}
 RAVDESS_STATEMENT = {"01": "kids", "02": "dogs"}  # Kids are talking / Dogs are sitting by the door
 RAVDESS_ACTORS = 24
@@ -76,7 +84,12 @@ _CREMAD_NAME = re.compile(r"(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{1,2})")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 DEFAULTS = {
-    "ravdess": {"modalities": ["av", "video", "audio"], "channels": ["speech", "song"], "labels": "native", "calm": "neutral"},
+    "ravdess": {
+        "modalities": ["av", "video", "audio"],
+        "channels": ["speech", "song"],
+        "labels": "native",
+        "calm": "neutral",
+    },
     "cremad": {"media": "video", "labels": "native"},
     "folder": {"speaker_regex": None},
 }
@@ -102,17 +115,24 @@ class Scan:
             counts = self.rows["label"].value_counts()
             lines.append("  labels: " + ", ".join(f"{k}={int(v)}" for k, v in sorted(counts.items())))
             if self.rows["split"].ne("").any():
-                lines.append("  splits: " + ", ".join(f"{k}={int(v)}" for k, v in sorted(self.rows["split"].value_counts().items())))
+                lines.append(
+                    "  splits: "
+                    + ", ".join(f"{k}={int(v)}" for k, v in sorted(self.rows["split"].value_counts().items()))
+                )
         for reason, n in sorted(self.excluded.items()):
             lines.append(f"  left out by option: {n} ({reason})")
         if self.ignored:
             lines.append(f"  ignored: {self.ignored} files that are not media")
         if len(self.unmatched):
-            lines.append(f"  NOT USED: {len(self.unmatched)} media files that do not fit the naming or repeat a recording:")
+            lines.append(
+                f"  NOT USED: {len(self.unmatched)} media files that do not fit the naming or repeat a recording:"
+            )
             for r in self.unmatched.head(10).itertuples():
                 lines.append(f"    {r.path}: {r.reason}")
             if len(self.unmatched) > 10:
-                lines.append(f"    ... and {len(self.unmatched) - 10} more (see the .unmatched.csv beside the manifest)")
+                lines.append(
+                    f"    ... and {len(self.unmatched) - 10} more (see the .unmatched.csv beside the manifest)"
+                )
         return "\n".join(lines)
 
 
@@ -165,9 +185,13 @@ def decode_ravdess(stem: str) -> dict:
         raise ValueError("not a RAVDESS name (MM-VC-EE-II-SS-RR-AA, seven two-digit fields)")
     mo, vc, em, it, st, rep, ac = m.groups()
     bad = []
-    for value, table, what in ((mo, RAVDESS_MODALITY, "modality"), (vc, RAVDESS_CHANNEL, "vocal channel"),
-                               (em, RAVDESS_EMOTION, "emotion"), (it, RAVDESS_INTENSITY, "intensity"),
-                               (st, RAVDESS_STATEMENT, "statement")):  # fmt: skip
+    for value, table, what in (
+        (mo, RAVDESS_MODALITY, "modality"),
+        (vc, RAVDESS_CHANNEL, "vocal channel"),
+        (em, RAVDESS_EMOTION, "emotion"),
+        (it, RAVDESS_INTENSITY, "intensity"),
+        (st, RAVDESS_STATEMENT, "statement"),
+    ):
         if value not in table:
             bad.append(f"{what} {value} is not one of {'/'.join(table)}")
     if rep not in ("01", "02"):
@@ -182,10 +206,16 @@ def decode_ravdess(stem: str) -> dict:
         raise ValueError("; ".join(bad))
     actor = int(ac)
     return {
-        "modality": RAVDESS_MODALITY[mo], "vocal_channel": RAVDESS_CHANNEL[vc], "emotion": RAVDESS_EMOTION[em],
-        "intensity": RAVDESS_INTENSITY[it], "statement": RAVDESS_STATEMENT[st], "repetition": int(rep),
-        "actor": actor, "speaker": f"actor{actor:02d}", "gender": "male" if actor % 2 else "female",
-    }  # fmt: skip
+        "modality": RAVDESS_MODALITY[mo],
+        "vocal_channel": RAVDESS_CHANNEL[vc],
+        "emotion": RAVDESS_EMOTION[em],
+        "intensity": RAVDESS_INTENSITY[it],
+        "statement": RAVDESS_STATEMENT[st],
+        "repetition": int(rep),
+        "actor": actor,
+        "speaker": f"actor{actor:02d}",
+        "gender": "male" if actor % 2 else "female",
+    }
 
 
 def decode_cremad(stem: str) -> dict:
@@ -291,7 +321,9 @@ def scan(corpus: str, root: str | os.PathLike, options: dict | None = None) -> S
                 exclude(f"{path.suffix.lower()} files (media: {opts['media']})")
                 continue
             label = _label(f["emotion"], opts["labels"])
-            found.setdefault(path.stem, []).append((path, {"label": label, "split": "", **f, "gender": sex.get(f["speaker"], "")}))
+            found.setdefault(path.stem, []).append(
+                (path, {"label": label, "split": "", **f, "gender": sex.get(f["speaker"], "")})
+            )
         kept, others = _pick(found, prefer)
     elif corpus == "folder":
         rx = re.compile(opts["speaker_regex"]) if opts["speaker_regex"] else None
@@ -370,17 +402,26 @@ def write(result: Scan, out: str | os.PathLike, absolute: bool = False) -> tuple
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="emoflow manifest", description=__doc__.split("\n\n")[0],
-                                 epilog="Adapters and their options: see 'python -m pydoc emoflow.dataset.corpora'.")  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="emoflow manifest",
+        description=__doc__.split("\n\n")[0],
+        epilog="Adapters and their options: see 'python -m pydoc emoflow.dataset.corpora'.",
+    )
     ap.add_argument("corpus", choices=sorted(DEFAULTS))
     ap.add_argument("root", help="the corpus folder as downloaded (searched recursively)")
     ap.add_argument("-o", "--out", required=True, help="manifest CSV to write (<name>.unmatched.csv goes beside it)")
     ap.add_argument("--modalities", help="ravdess: comma list of av, video, audio (default: all)")
     ap.add_argument("--channels", help="ravdess: comma list of speech, song (default: both)")
     ap.add_argument("--labels", choices=["native", "fer2013"], help="native classes (default) or FER2013's 7")
-    ap.add_argument("--calm", choices=["neutral", "drop"], help="ravdess with --labels fer2013: calm -> neutral (default) or dropped")
+    ap.add_argument(
+        "--calm",
+        choices=["neutral", "drop"],
+        help="ravdess with --labels fer2013: calm -> neutral (default) or dropped",
+    )
     ap.add_argument("--media", choices=["video", "audio"], help="cremad: which file of each clip (default video)")
-    ap.add_argument("--speaker-regex", help="folder: regex on the file name giving the speaker (group 'speaker', else 1)")
+    ap.add_argument(
+        "--speaker-regex", help="folder: regex on the file name giving the speaker (group 'speaker', else 1)"
+    )
     ap.add_argument("--absolute", action="store_true", help="write absolute paths (default: relative to the manifest)")
     ap.add_argument("--options", help="adapter options as JSON (what the workflow's manifest rule passes)")
     args = ap.parse_args(argv)

@@ -104,7 +104,9 @@ def _load(path: str, mtime: float) -> dict:
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise EmoflowError(f"evaluation.protocol: no protocol file {p} (shipped: {', '.join(protocol_names())})") from None
+        raise EmoflowError(
+            f"evaluation.protocol: no protocol file {p} (shipped: {', '.join(protocol_names())})"
+        ) from None
     except yaml.YAMLError as exc:
         raise EmoflowError(f"protocol {p}: not valid YAML: {exc}") from None
     try:
@@ -157,7 +159,11 @@ def _check_protocol(data) -> dict:
     if not isinstance(published, list):
         raise ValueError("published: a list of {system, metric, value} is required")
     for j, p in enumerate(published):
-        if not isinstance(p, dict) or not {"system", "metric", "value"} <= set(p) or p["metric"] not in ("accuracy", "uar", "macro_f1"):
+        if (
+            not isinstance(p, dict)
+            or not {"system", "metric", "value"} <= set(p)
+            or p["metric"] not in ("accuracy", "uar", "macro_f1")
+        ):
             raise ValueError(f"published[{j}]: needs system, metric (accuracy, uar or macro_f1) and value")
     return {**data, "val": val, "speakers": speakers, "folds": out_folds, "published": published}
 
@@ -202,9 +208,17 @@ def protocol_folds(evaluation: dict, speakers) -> tuple[dict, list[Fold], list[s
             )
         if len(present) < 3:
             raise EmoflowError(f"leave-one-speaker-out needs at least 3 speakers, the manifest has {len(present)}")
-        proto = {"name": LOSO, "version": 1, "title": "leave-one-speaker-out", "corpus": "any",
-                 "source": {"citation": "built from the manifest's speakers"}, "val": "next_fold",
-                 "speakers": present, "folds": [{"name": s, "test": [s]} for s in present], "published": []}  # fmt: skip
+        proto = {
+            "name": LOSO,
+            "version": 1,
+            "title": "leave-one-speaker-out",
+            "corpus": "any",
+            "source": {"citation": "built from the manifest's speakers"},
+            "val": "next_fold",
+            "speakers": present,
+            "folds": [{"name": s, "test": [s]} for s in present],
+            "published": [],
+        }
     else:
         proto = load_protocol(name)
         unknown = sorted(set(present) - set(proto["speakers"]))
@@ -214,10 +228,11 @@ def protocol_folds(evaluation: dict, speakers) -> tuple[dict, list[Fold], list[s
             anonymous = sum(s.startswith("video:") for s in unknown)
             raise EmoflowError(
                 f"protocol {proto['name']}: {len(unknown)} speaker(s) of the manifest are not speakers of the protocol: "
-                f"{shown}{more}" + (f" ({anonymous} of them videos without a speaker)" if anonymous else "")
+                f"{shown}{more}"
+                + (f" ({anonymous} of them videos without a speaker)" if anonymous else "")
                 + f"; its speakers are {proto['speakers'][0]} ... {proto['speakers'][-1]} "
                 f"(the {proto['corpus']} corpus adapter writes these ids: emoflow manifest {proto['corpus']} ROOT)"
-            )  # fmt: skip
+            )
         absent = sorted(set(proto["speakers"]) - set(present))
         if absent:
             notes.append(
@@ -243,10 +258,21 @@ def protocol_folds(evaluation: dict, speakers) -> tuple[dict, list[Fold], list[s
             val_all = proto["folds"][active[(k + 1) % len(active)]]["test"]
         val = [s for s in val_all if s in have]
         if not val:
-            raise EmoflowError(f"protocol {proto['name']}: fold {i} ({f['name']}) has none of its validation speakers {val_all}")
+            raise EmoflowError(
+                f"protocol {proto['name']}: fold {i} ({f['name']}) has none of its validation speakers {val_all}"
+            )
         train = sorted(have - set(test) - set(val))
-        folds.append(Fold(f"f{i}", f["name"], test, val, train, [s for s in f["test"] if s not in have],
-                          [s for s in val_all if s not in have]))  # fmt: skip
+        folds.append(
+            Fold(
+                f"f{i}",
+                f["name"],
+                test,
+                val,
+                train,
+                [s for s in f["test"] if s not in have],
+                [s for s in val_all if s not in have],
+            )
+        )
     return proto, folds, notes
 
 
@@ -258,9 +284,13 @@ def describe(evaluation: dict, manifest: pd.DataFrame | None = None) -> dict | N
     speakers = evaluated(manifest, evaluation)["speaker"].unique() if manifest is not None else []
     proto, folds, notes = protocol_folds(evaluation, speakers)
     keep = ("name", "version", "title", "corpus", "source", "val", "published", "notes")
-    return {**{k: proto[k] for k in keep if k in proto}, "speakers_total": len(proto["speakers"]),
-            "speakers_present": len(set(map(str, speakers))), "restrictions": notes,
-            "folds": [asdict(f) for f in folds]}  # fmt: skip
+    return {
+        **{k: proto[k] for k in keep if k in proto},
+        "speakers_total": len(proto["speakers"]),
+        "speakers_present": len(set(map(str, speakers))),
+        "restrictions": notes,
+        "folds": [asdict(f) for f in folds],
+    }
 
 
 # --- partitions ---------------------------------------------------------------------
@@ -334,7 +364,9 @@ def partition(manifest: pd.DataFrame, part: str, evaluation: dict, allow_shared_
         proto, folds, _ = protocol_folds(evaluation, df["speaker"].unique())
         fold = next((f for f in folds if f.part == part), None)
         if fold is None:
-            raise EmoflowError(f"partition {part!r}: protocol {proto['name']} has partitions {[f.part for f in folds]} here")
+            raise EmoflowError(
+                f"partition {part!r}: protocol {proto['name']} has partitions {[f.part for f in folds]} here"
+            )
         which = {**{s: "train" for s in fold.train}, **{s: "val" for s in fold.val}, **{s: "test" for s in fold.test}}
         out = df.assign(split=df["speaker"].map(which))
     missing = [s for s in SPLITS if not (out["split"] == s).any()]
@@ -411,11 +443,15 @@ def main(argv=None) -> int:
     from emoflow.storage import write_table, write_text
     from emoflow.tables import SPLITS as SCHEMA
 
-    ap = argparse.ArgumentParser(prog="emoflow splits", description="Write one evaluation partition (train/val/test rows).")
+    ap = argparse.ArgumentParser(
+        prog="emoflow splits", description="Write one evaluation partition (train/val/test rows)."
+    )
     ap.add_argument("manifest")
     ap.add_argument("part", help="main (fixed scheme) or f0..f{k-1} (kfold, protocol)")
     ap.add_argument("out", help="splits/{part}.parquet; the .csv beside it is written too")
-    ap.add_argument("--config", required=True, help='JSON: {"evaluation": {...}, "splits": {...}} (or the bare evaluation slice)')
+    ap.add_argument(
+        "--config", required=True, help='JSON: {"evaluation": {...}, "splits": {...}} (or the bare evaluation slice)'
+    )
     args = ap.parse_args(argv)
     log = logs.setup("emoflow.splits")
     cfg = json.loads(args.config)
@@ -438,8 +474,14 @@ def main(argv=None) -> int:
     log.info("partition %s:\n%s", args.part, counts.to_string())
     if info:
         fold = next(f for f in info["folds"] if f["part"] == args.part)
-        log.info("protocol %s v%s, fold %s: test %s, val %s", info["name"], info["version"], fold["name"],
-                 fold["test"], fold["val"])  # fmt: skip
+        log.info(
+            "protocol %s v%s, fold %s: test %s, val %s",
+            info["name"],
+            info["version"],
+            fold["name"],
+            fold["test"],
+            fold["val"],
+        )
         for note in info["restrictions"]:
             log.info("restricted: %s", note)
     return 0

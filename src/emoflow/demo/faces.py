@@ -74,10 +74,41 @@ def base_faces() -> tuple[BaseFace, ...]:
 # Displacements (dx, dy) in inter-ocular distances, x to the right, y down.
 EXPRESSIONS = {
     "neutral": {},
-    "happy": {"ml": (-0.13, -0.15), "mr": (0.13, -0.15), "ul": (0, -0.03), "ll": (0, 0.06), "cl": (0, -0.07), "cr": (0, -0.07)},
-    "sad": {"ml": (0.04, 0.17), "mr": (-0.04, 0.17), "ll": (0, -0.03), "bli": (0, -0.14), "bri": (0, -0.14), "blo": (0, 0.06), "bro": (0, 0.06)},
-    "surprise": {"bli": (0, -0.22), "bri": (0, -0.22), "blo": (0, -0.2), "bro": (0, -0.2), "ll": (0, 0.28), "ch": (0, 0.15), "ml": (0.06, 0.04), "mr": (-0.06, 0.04)},
-    "angry": {"bli": (0.06, 0.14), "bri": (-0.06, 0.14), "ml": (0.05, 0.0), "mr": (-0.05, 0.0), "ul": (0, 0.03), "ll": (0, -0.04)},
+    "happy": {
+        "ml": (-0.13, -0.15),
+        "mr": (0.13, -0.15),
+        "ul": (0, -0.03),
+        "ll": (0, 0.06),
+        "cl": (0, -0.07),
+        "cr": (0, -0.07),
+    },
+    "sad": {
+        "ml": (0.04, 0.17),
+        "mr": (-0.04, 0.17),
+        "ll": (0, -0.03),
+        "bli": (0, -0.14),
+        "bri": (0, -0.14),
+        "blo": (0, 0.06),
+        "bro": (0, 0.06),
+    },
+    "surprise": {
+        "bli": (0, -0.22),
+        "bri": (0, -0.22),
+        "blo": (0, -0.2),
+        "bro": (0, -0.2),
+        "ll": (0, 0.28),
+        "ch": (0, 0.15),
+        "ml": (0.06, 0.04),
+        "mr": (-0.06, 0.04),
+    },
+    "angry": {
+        "bli": (0.06, 0.14),
+        "bri": (-0.06, 0.14),
+        "ml": (0.05, 0.0),
+        "mr": (-0.05, 0.0),
+        "ul": (0, 0.03),
+        "ll": (0, -0.04),
+    },
 }
 
 
@@ -87,12 +118,21 @@ def control_points(lm: np.ndarray) -> dict[str, np.ndarray]:
     mc = (ml + mr) / 2
     v = lambda x, y: np.array([x, y]) * d  # noqa: E731
     return {
-        "le": le, "re": re, "no": nose, "ml": ml, "mr": mr,
-        "ul": mc + v(0, -0.12), "ll": mc + v(0, 0.12), "ch": mc + v(0, 0.55),
-        "bli": le + v(0.22, -0.36), "blo": le + v(-0.25, -0.33),
-        "bri": re + v(-0.22, -0.36), "bro": re + v(0.25, -0.33),
-        "cl": ml + v(-0.25, -0.25), "cr": mr + v(0.25, -0.25),
-    }  # fmt: skip
+        "le": le,
+        "re": re,
+        "no": nose,
+        "ml": ml,
+        "mr": mr,
+        "ul": mc + v(0, -0.12),
+        "ll": mc + v(0, 0.12),
+        "ch": mc + v(0, 0.55),
+        "bli": le + v(0.22, -0.36),
+        "blo": le + v(-0.25, -0.33),
+        "bri": re + v(-0.22, -0.36),
+        "bro": re + v(0.25, -0.33),
+        "cl": ml + v(-0.25, -0.25),
+        "cr": mr + v(0.25, -0.25),
+    }
 
 
 def express(face: BaseFace, expression: str, intensity: float) -> np.ndarray:
@@ -106,7 +146,10 @@ def express(face: BaseFace, expression: str, intensity: float) -> np.ndarray:
     src = np.array([pts[n] for n in names])
     dst = np.array([pts[n] + np.array(moves.get(n, (0, 0))) * d * intensity for n in names])
     s = FACE_SIZE - 1
-    ring = np.array([(x, y) for x in np.linspace(0, s, 6) for y in (0, s)] + [(x, y) for y in np.linspace(0, s, 6)[1:-1] for x in (0, s)])
+    ring = np.array(
+        [(x, y) for x in np.linspace(0, s, 6) for y in (0, s)]
+        + [(x, y) for y in np.linspace(0, s, 6)[1:-1] for x in (0, s)]
+    )
     src, dst = np.vstack([src, ring]), np.vstack([dst, ring])
     # output -> input coordinates, as warp() wants
     if hasattr(PiecewiseAffineTransform, "from_estimate"):  # scikit-image >= 0.26

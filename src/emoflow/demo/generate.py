@@ -44,14 +44,23 @@ def plan(demo: dict) -> pd.DataFrame:
     order = np.random.default_rng(demo["seed"]).permutation(n)
     split_of = {}
     for rank, spk in enumerate(order):
-        split_of[int(spk)] = "train" if rank < splits["train"] else ("val" if rank < splits["train"] + splits["val"] else "test")
+        split_of[int(spk)] = (
+            "train" if rank < splits["train"] else ("val" if rank < splits["train"] + splits["val"] else "test")
+        )
     rows = []
     for spk in range(n):
         for label in demo["classes"]:
             for j, _ in enumerate(demo["sentences"]):
                 vid = f"spk{spk:02d}-{label}-{j}"
                 rows.append(
-                    {"video_id": vid, "path": f"clips/{vid}.mp4", "label": label, "split": split_of[spk], "speaker": f"spk{spk:02d}", "sentence": j}
+                    {
+                        "video_id": vid,
+                        "path": f"clips/{vid}.mp4",
+                        "label": label,
+                        "split": split_of[spk],
+                        "speaker": f"spk{spk:02d}",
+                        "sentence": j,
+                    }
                 )
     return pd.DataFrame(rows)
 
@@ -103,14 +112,59 @@ def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
 def encode(frames, n_frames: int, size: int, fps: int, wav: Path, out: Path) -> None:
     """Mux rgb24 frames and a wav into a bit-exact H.264/AAC mp4 (single-threaded)."""
     cmd = [
-        require("ffmpeg"), "-nostdin", "-loglevel", "error", "-y", "-threads", "1",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{size}x{size}", "-r", str(fps), "-i", "pipe:",
-        "-i", str(wav),
-        "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-        "-x264-params", "threads=1", "-c:a", "aac", "-b:a", "64k", "-ac", "1", "-ar", "16000",
-        "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact", "-map_metadata", "-1",
-        "-f", "mp4", str(out),
-    ]  # fmt: skip
+        require("ffmpeg"),
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-threads",
+        "1",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{size}x{size}",
+        "-r",
+        str(fps),
+        "-i",
+        "pipe:",
+        "-i",
+        str(wav),
+        "-map",
+        "0:v",
+        "-map",
+        "1:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "23",
+        "-pix_fmt",
+        "yuv420p",
+        "-x264-params",
+        "threads=1",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-ac",
+        "1",
+        "-ar",
+        "16000",
+        "-fflags",
+        "+bitexact",
+        "-flags:v",
+        "+bitexact",
+        "-flags:a",
+        "+bitexact",
+        "-map_metadata",
+        "-1",
+        "-f",
+        "mp4",
+        str(out),
+    ]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         for frame in frames:
@@ -137,7 +191,14 @@ def generate_clip(row: dict, demo: dict, out: Path, index: int) -> None:
         wav = Path(tmp) / "voice.wav"
         _write_wav(wav, voice, SAMPLE_RATE)
         with atomic_path(out, suffix=".mp4") as tmp_out:
-            encode(render_clip(face, row["label"], n_frames, demo, spk, rng), n_frames, demo["size"], demo["fps"], wav, tmp_out)
+            encode(
+                render_clip(face, row["label"], n_frames, demo, spk, rng),
+                n_frames,
+                demo["size"],
+                demo["fps"],
+                wav,
+                tmp_out,
+            )
 
 
 def generate(outdir: str | Path, demo: dict) -> pd.DataFrame:

@@ -46,7 +46,21 @@ def synthesize(text: str, label: str, speaker: int, rng: np.random.Generator, sa
     voice = f"en-us+{VOICES[speaker % len(VOICES)]}"
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "s.wav"
-        cmd = [espeak(), "-v", voice, "-p", str(int(np.clip(pitch, 0, 99))), "-s", str(wpm), "-a", str(amp), "-w", str(wav), "--", text + punct]
+        cmd = [
+            espeak(),
+            "-v",
+            voice,
+            "-p",
+            str(int(np.clip(pitch, 0, 99))),
+            "-s",
+            str(wpm),
+            "-a",
+            str(amp),
+            "-w",
+            str(wav),
+            "--",
+            text + punct,
+        ]
         subprocess.run(cmd, check=True, capture_output=True, timeout=60)
         from emoflow.media.audio import read_wav
 

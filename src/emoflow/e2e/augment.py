@@ -77,7 +77,9 @@ def mixup(xa: np.ndarray, xb: np.ndarray, ta: np.ndarray, tb: np.ndarray, lam: f
     return lam * xa + (1.0 - lam) * xb, lam * ta + (1.0 - lam) * tb
 
 
-def cutmix_face(seq_a: np.ndarray, seq_b: np.ndarray, share: float, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def cutmix_face(
+    seq_a: np.ndarray, seq_b: np.ndarray, share: float, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
     """``seq_a`` (n, d) with a random contiguous span of ``round(share * n)`` frames replaced
     by ``seq_b``'s frames at the same relative positions; returns (sequence, the share of
     frames actually replaced), which weighs ``b``'s label in the target."""
@@ -98,8 +100,15 @@ def cutmix_target(ta: np.ndarray, tb: np.ndarray, share: float) -> np.ndarray:
     return (1.0 - share) * ta + share * tb
 
 
-def spec_augment(x: np.ndarray, rng: np.random.Generator, fill: np.ndarray | None = None, time_masks: int = 2,
-                 time_width: float = 0.1, freq_masks: int = 2, freq_width: int = 8) -> np.ndarray:
+def spec_augment(
+    x: np.ndarray,
+    rng: np.random.Generator,
+    fill: np.ndarray | None = None,
+    time_masks: int = 2,
+    time_width: float = 0.1,
+    freq_masks: int = 2,
+    freq_width: int = 8,
+) -> np.ndarray:
     """``x`` (T, F) with ``time_masks`` spans of up to ``time_width * T`` frames and
     ``freq_masks`` bands of up to ``freq_width`` bins set to ``fill`` (per bin; default 0)."""
     out = np.array(x, dtype=np.float32, copy=True)
@@ -109,12 +118,12 @@ def spec_augment(x: np.ndarray, rng: np.random.Generator, fill: np.ndarray | Non
         w = int(rng.integers(0, max(1, int(time_width * t)) + 1))
         if w:
             s = int(rng.integers(0, t - w + 1))
-            out[s:s + w] = fill
+            out[s : s + w] = fill
     for _ in range(int(freq_masks)):
         w = int(rng.integers(0, min(int(freq_width), f) + 1))
         if w:
             s = int(rng.integers(0, f - w + 1))
-            out[:, s:s + w] = fill[s:s + w]
+            out[:, s : s + w] = fill[s : s + w]
     return out
 
 

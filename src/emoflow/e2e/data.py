@@ -70,7 +70,9 @@ def load(audio_paths: list[str] | None, face_paths: list[str] | None, face_cache
             if fs.dim % k:
                 raise EmoflowError(f"{face_paths[0]}: dim {fs.dim} is not a multiple of its {k} transforms")
             d = fs.dim // k
-            out.face = {v: np.ascontiguousarray(s.reshape(len(s), k, d).transpose(1, 0, 2)) for v, s in fs.sequences.items()}
+            out.face = {
+                v: np.ascontiguousarray(s.reshape(len(s), k, d).transpose(1, 0, 2)) for v, s in fs.sequences.items()
+            }
             out.transforms, out.face_dim = list(tr), d
         else:
             out.face = {v: s[None] for v, s in fs.sequences.items()}

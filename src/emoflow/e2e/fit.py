@@ -62,8 +62,17 @@ def _to_inputs(seqs: list, dim: int, present: np.ndarray, device) -> tuple:
     return x.to(device), m.to(device), torch.as_tensor(present, dtype=torch.float32, device=device)
 
 
-def train_batch(data: Inputs, ids: list[str], y: np.ndarray, spec: dict, n_classes: int, rng: np.random.Generator,
-                train_t: list[int], stats: dict, device) -> tuple[dict, dict, dict]:
+def train_batch(
+    data: Inputs,
+    ids: list[str],
+    y: np.ndarray,
+    spec: dict,
+    n_classes: int,
+    rng: np.random.Generator,
+    train_t: list[int],
+    stats: dict,
+    device,
+) -> tuple[dict, dict, dict]:
     """(inputs, targets, aux weights) of one training batch with every augmentation."""
     dims = data.dims()
     n = len(ids)
@@ -82,7 +91,9 @@ def train_batch(data: Inputs, ids: list[str], y: np.ndarray, spec: dict, n_class
                 a = aug.spec_augment(a, rng, stats["audio"][0], **spec["specaugment"])
             seqs["audio"][i] = a
         if f is not None:
-            seqs["face"][i] = aug.frame_dropout(f[_frame_index(len(f), spec["max_face_len"], rng)], spec["frame_dropout"], rng)
+            seqs["face"][i] = aug.frame_dropout(
+                f[_frame_index(len(f), spec["max_face_len"], rng)], spec["frame_dropout"], rng
+            )
     base = aug.one_hot(y, n_classes)
     targets = {"fused": base.copy(), **{k: base.copy() for k in dims}}
     present = {k: np.array([s is not None for s in seqs[k]], np.float32) for k in dims}
@@ -122,8 +133,15 @@ def loss_of(out: dict, targets: dict, weights: dict, aux_weight: float) -> torch
 
 
 @torch.no_grad()
-def predict_proba(members: list[E2ENet], data: Inputs, ids: list[str], transforms: list[str], batch_size: int = 64,
-                  device=None, per_clip: bool = True) -> np.ndarray:
+def predict_proba(
+    members: list[E2ENet],
+    data: Inputs,
+    ids: list[str],
+    transforms: list[str],
+    batch_size: int = 64,
+    device=None,
+    per_clip: bool = True,
+) -> np.ndarray:
     """(n, C): the members' fused softmax, each averaged over the face ``transforms`` (none:
     the identity), then over the members.  Clips without any modality get rows computed from
     zeros with both presence flags off (the caller replaces them by the training prior).
@@ -141,7 +159,11 @@ def predict_proba(members: list[E2ENet], data: Inputs, ids: list[str], transform
         spec = net.spec
 
         def audio_of(v):
-            return data.audio[v][_frame_index(len(data.audio[v]), spec["max_audio_len"], None)] if v in data.audio else None
+            return (
+                data.audio[v][_frame_index(len(data.audio[v]), spec["max_audio_len"], None)]
+                if v in data.audio
+                else None
+            )
 
         def face_of(v, t):
             f = data.face.get(v)
@@ -155,7 +177,9 @@ def predict_proba(members: list[E2ENet], data: Inputs, ids: list[str], transform
                     x, m, pr = _to_inputs([audio_of(v)], dims["audio"], [v in data.audio], device)
                     pooled["audio"], present["audio"] = net.branches["audio"](x, m).expand(k, -1), pr.expand(k)
                 if "face" in dims:
-                    x, m, present["face"] = _to_inputs([face_of(v, t) for t in tidx], dims["face"], [v in data.face] * k, device)
+                    x, m, present["face"] = _to_inputs(
+                        [face_of(v, t) for t in tidx], dims["face"], [v in data.face] * k, device
+                    )
                     pooled["face"] = net.branches["face"](x, m)
                 total[i] += torch.softmax(net.head(pooled, present).double(), dim=1).mean(0).cpu().numpy()
             continue
@@ -177,8 +201,19 @@ def predict_proba(members: list[E2ENet], data: Inputs, ids: list[str], transform
     return total / len(members)
 
 
-def train(data: Inputs, ids: list[str], y: np.ndarray, hold_ids: list[str] | None, hold_y, n_classes: int, spec: dict, seed: int,
-          epochs: int, device, log: Callable[[str], None] | None = None) -> tuple[E2ENet, list[dict], int]:
+def train(
+    data: Inputs,
+    ids: list[str],
+    y: np.ndarray,
+    hold_ids: list[str] | None,
+    hold_y,
+    n_classes: int,
+    spec: dict,
+    seed: int,
+    epochs: int,
+    device,
+    log: Callable[[str], None] | None = None,
+) -> tuple[E2ENet, list[dict], int]:
     """One network: trained on ``ids`` for up to ``epochs`` epochs; with held-out clips, the
     best epoch's weights (by held-out accuracy, ties to lower loss) and early stopping.
     Returns (network in eval mode, history, best epoch)."""
@@ -201,7 +236,9 @@ def train(data: Inputs, ids: list[str], y: np.ndarray, hold_ids: list[str] | Non
         total = 0.0
         for sl in batches(len(ids), int(spec["batch_size"])):
             idx = order[sl]
-            inputs, targets, weights = train_batch(data, [ids[i] for i in idx], y[idx], spec, n_classes, rng, train_t, stats, device)
+            inputs, targets, weights = train_batch(
+                data, [ids[i] for i in idx], y[idx], spec, n_classes, rng, train_t, stats, device
+            )
             loss = loss_of(net(inputs), targets, weights, float(spec["aux_weight"]))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -230,8 +267,16 @@ def train(data: Inputs, ids: list[str], y: np.ndarray, hold_ids: list[str] | Non
     return net.eval(), history, best_epoch
 
 
-def fit_ensemble(data: Inputs, ids: list[str], y, groups, n_classes: int, spec: dict, threads: int = 1,
-                 log: Callable[[str], None] | None = None) -> list[tuple[E2ENet, dict]]:
+def fit_ensemble(
+    data: Inputs,
+    ids: list[str],
+    y,
+    groups,
+    n_classes: int,
+    spec: dict,
+    threads: int = 1,
+    log: Callable[[str], None] | None = None,
+) -> list[tuple[E2ENet, dict]]:
     """One member per seed, fitted on the TRAINING rows ``ids`` (labels ``y``, speakers
     ``groups``) alone: epoch chosen on the seed's held-out training speakers, then (``refit``)
     retrained on all of them for that many epochs."""
@@ -245,16 +290,26 @@ def fit_ensemble(data: Inputs, ids: list[str], y, groups, n_classes: int, spec: 
         hold = speaker_holdout(groups, float(spec["holdout"]), seed)
         fit_ids = [v for v, h in zip(ids, hold) if not h]
         hold_ids = [v for v, h in zip(ids, hold) if h]
-        net, history, best = train(data, fit_ids, y[~hold], hold_ids, y[hold], n_classes, spec, seed, int(spec["epochs"]), device, log)
-        rec = {"seed": seed, "holdout_speakers": sorted(map(str, np.unique(groups[hold]))), "holdout_videos": len(hold_ids),
-               "best_epoch": best, "holdout_accuracy": history[best - 1]["holdout_acc"], "epochs_run": len(history),
-               "history": history}  # fmt: skip
+        net, history, best = train(
+            data, fit_ids, y[~hold], hold_ids, y[hold], n_classes, spec, seed, int(spec["epochs"]), device, log
+        )
+        rec = {
+            "seed": seed,
+            "holdout_speakers": sorted(map(str, np.unique(groups[hold]))),
+            "holdout_videos": len(hold_ids),
+            "best_epoch": best,
+            "holdout_accuracy": history[best - 1]["holdout_acc"],
+            "epochs_run": len(history),
+            "history": history,
+        }
         if spec["refit"]:
             net, refit_hist, _ = train(data, ids, y, None, None, n_classes, spec, seed, best, device, log)
             rec["refit_epochs"] = best
             rec["refit_history"] = refit_hist
         rec["seconds"] = round(time.time() - t0, 2)
         if log:
-            log(f"seed {seed}: best epoch {best}, held-out accuracy {rec['holdout_accuracy']:.3f} ({rec['seconds']:.0f} s)")
+            log(
+                f"seed {seed}: best epoch {best}, held-out accuracy {rec['holdout_accuracy']:.3f} ({rec['seconds']:.0f} s)"
+            )
         members.append((net.cpu(), rec))
     return members

@@ -138,8 +138,13 @@ class E2ENet(nn.Module):
         self.aux = nn.ModuleDict({k: nn.Linear(b.out_dim, n_classes) for k, b in self.branches.items()})
         width = sum(b.out_dim for b in self.branches.values()) + len(self.branches)
         p = float(spec["dropout"])
-        self.fused = nn.Sequential(nn.Dropout(p), nn.Linear(width, int(spec["fused_hidden"])), nn.ReLU(), nn.Dropout(p),
-                                   nn.Linear(int(spec["fused_hidden"]), n_classes))  # fmt: skip
+        self.fused = nn.Sequential(
+            nn.Dropout(p),
+            nn.Linear(width, int(spec["fused_hidden"])),
+            nn.ReLU(),
+            nn.Dropout(p),
+            nn.Linear(int(spec["fused_hidden"]), n_classes),
+        )
 
     def config(self) -> dict:
         return {"dims": dict(self.dims), "n_classes": self.n_classes, "spec": self.spec}
@@ -168,8 +173,14 @@ def save(members: list[tuple[E2ENet, dict]], path: str | Path, meta: dict | None
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {
         "format": FORMAT,
-        "members": [{"args": m.config(), "state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()},
-                     "record": dict(rec)} for m, rec in members],  # fmt: skip
+        "members": [
+            {
+                "args": m.config(),
+                "state_dict": {k: v.detach().cpu() for k, v in m.state_dict().items()},
+                "record": dict(rec),
+            }
+            for m, rec in members
+        ],
         "meta": dict(meta or {}),
     }
     torch.save(blob, path)
@@ -190,7 +201,9 @@ def load(path: str | Path, device: str = "cpu") -> tuple[list[E2ENet], dict]:
     return members, blob["meta"]
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+def soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Mean over rows (weighted by ``weights`` when given) of ``-sum_c t_c log softmax(z)_c``."""
     per = -(targets * F.log_softmax(logits, dim=1)).sum(1)
     if weights is None:

@@ -59,11 +59,19 @@ def run(experiment: str, splits_path: str, audio: list[str], face: list[str], cf
     if len(np.unique(y[tr])) < 2:
         raise EmoflowError(f"{experiment}: fewer than 2 classes among the training videos with audio or a face")
     tr_idx = np.flatnonzero(tr)
-    log.info("%s: %d training videos (%s), branches %s, %d seeds, transforms %s", experiment, len(tr_idx),
-             ", ".join(f"{k} {int(p[tr_idx].sum())}" for k, p in present.items()), data.dims(), len(spec["seeds"]),
-             spec["tta"] or "none")  # fmt: skip
+    log.info(
+        "%s: %d training videos (%s), branches %s, %d seeds, transforms %s",
+        experiment,
+        len(tr_idx),
+        ", ".join(f"{k} {int(p[tr_idx].sum())}" for k, p in present.items()),
+        data.dims(),
+        len(spec["seeds"]),
+        spec["tta"] or "none",
+    )
     t0 = time.time()
-    members = fit_ensemble(data, [ids[i] for i in tr_idx], y[tr_idx], groups[tr_idx], len(classes), spec, threads, log.info)
+    members = fit_ensemble(
+        data, [ids[i] for i in tr_idx], y[tr_idx], groups[tr_idx], len(classes), spec, threads, log.info
+    )
     fit_seconds = time.time() - t0
     probs = np.tile(prior(y[tr], len(classes)), (len(ids), 1))
     have_idx = np.flatnonzero(have)
@@ -89,8 +97,11 @@ def run(experiment: str, splits_path: str, audio: list[str], face: list[str], cf
         "level": "frame",
         "dim": data.dims(),
         "transforms": data.transforms,
-        "fit": {"holdout_accuracy": float(np.mean([r["holdout_accuracy"] for r in recs])),
-                "best_epochs": [r["best_epoch"] for r in recs], "members": recs},  # fmt: skip
+        "fit": {
+            "holdout_accuracy": float(np.mean([r["holdout_accuracy"] for r in recs])),
+            "best_epochs": [r["best_epoch"] for r in recs],
+            "members": recs,
+        },
         "scores": split_scores,
         "fit_seconds": round(fit_seconds, 2),
         "predict_seconds": round(predict_seconds, 3),
@@ -98,7 +109,9 @@ def run(experiment: str, splits_path: str, audio: list[str], face: list[str], cf
         "model_format": "e2e",
     }
     if "val" in split_scores:
-        log.info("%s: val accuracy %.3f, UAR %.3f", experiment, split_scores["val"]["accuracy"], split_scores["val"]["uar"])
+        log.info(
+            "%s: val accuracy %.3f, UAR %.3f", experiment, split_scores["val"]["accuracy"], split_scores["val"]["uar"]
+        )
     columns = {"video_id": ids, "split": split.tolist(), "label": sp["label"].tolist(), "missing": (~have).tolist()}
     columns |= {f"p_{c}": probs[:, i] for i, c in enumerate(classes)}
     return columns, report, members
@@ -106,8 +119,14 @@ def run(experiment: str, splits_path: str, audio: list[str], face: list[str], cf
 
 def model_meta(experiment: str, cfg: dict, report: dict) -> dict:
     """What the model file says about itself (the predictor reads the tables' names here)."""
-    return {"experiment": experiment, "classes": cfg["classes"], "features": report["features"],
-            "transforms": report["transforms"], "tta": report["classifier"]["tta"], "modality": report["modality"]}  # fmt: skip
+    return {
+        "experiment": experiment,
+        "classes": cfg["classes"],
+        "features": report["features"],
+        "transforms": report["transforms"],
+        "tta": report["classifier"]["tta"],
+        "modality": report["modality"],
+    }
 
 
 def main(argv=None) -> int:
@@ -119,7 +138,9 @@ def main(argv=None) -> int:
     ap.add_argument("model", help="output: models/classify/{part}/{experiment}.model (torch state dicts)")
     ap.add_argument("--audio", nargs="*", default=[], help="the audio feature's shard tables")
     ap.add_argument("--face", nargs="*", default=[], help="the face feature's shard tables, or its transform cache's")
-    ap.add_argument("--config", required=True, help="JSON: e2e (the entry), classes, audio_table, face_table, tta_table")
+    ap.add_argument(
+        "--config", required=True, help="JSON: e2e (the entry), classes, audio_table, face_table, tta_table"
+    )
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     log = logs.setup("emoflow.e2e")

@@ -1,6 +1,6 @@
 """Rule ``e2e_tta``: the face transform cache of one shard.
 
-For every aligned main-face crop of the shard (:func:`emoflow.features.base.iter_crops`, as
+For every aligned main-face crop of the shard (:func:`emoflow.faces.read.iter_crops`, as
 rule ``features`` reads them), the frame CNN feature (:class:`emoflow.features.frame_cnn.FrameCNN`
 with the face feature's own config: its fit, layers, probabilities and framing) under each
 face transform of :mod:`emoflow.e2e.augment` (flips and brightness, applied to the aligned
@@ -26,7 +26,8 @@ import numpy as np
 
 from emoflow import logs, tables, warm
 from emoflow.e2e.augment import SEED_TRANSFORMS, apply_transform
-from emoflow.features.base import Output, _rows, iter_crops
+from emoflow.faces.read import iter_crops
+from emoflow.features.base import Output, _rows
 from emoflow.features.frame_cnn import FrameCNN
 from emoflow.storage import AtomicParquetWriter
 
@@ -49,8 +50,12 @@ class TransformedFrameCNN:
     def extract(self, clip) -> Output:
         parts = []
         for name in self.transforms:
-            view = SimpleNamespace(color=apply_transform(clip.color, name), grey=apply_transform(clip.grey, name),
-                                   times=clip.times, frames=clip.frames)  # fmt: skip
+            view = SimpleNamespace(
+                color=apply_transform(clip.color, name),
+                grey=apply_transform(clip.grey, name),
+                times=clip.times,
+                frames=clip.frames,
+            )
             parts.append(self.cnn.extract(view).values)
         return Output(np.concatenate(parts, axis=1), clip.times, clip.frames)
 
@@ -58,7 +63,9 @@ class TransformedFrameCNN:
 def run(face_table: str, cfg: dict, inputs: list[str], out: str, threads: int = 1) -> tuple[int, int]:
     params = dict(cfg["features"][face_table])
     if params.get("extractor") != "frame_cnn":
-        raise ValueError(f"e2e_tta: {face_table} is a {params.get('extractor')!r} feature; the transform cache needs a frame_cnn one")
+        raise ValueError(
+            f"e2e_tta: {face_table} is a {params.get('extractor')!r} feature; the transform cache needs a frame_cnn one"
+        )
     transforms = list(cfg.get("transforms") or SEED_TRANSFORMS)
     ext = warm.model("e2e/tta", [params, transforms], lambda: TransformedFrameCNN(params, transforms, threads), threads)
     n = missing = 0

@@ -43,8 +43,17 @@ from emoflow.encode.pooling import MaxEncoder, MeanEncoder, MeanStdEncoder
 from emoflow.encode.vlad import VladEncoder, vlad_encode
 
 __all__ = [
-    "Encoder", "FisherEncoder", "MaxEncoder", "MeanEncoder", "MeanStdEncoder", "VladEncoder",
-    "TYPES", "fisher_vector_reference", "load", "make", "vlad_encode",
+    "Encoder",
+    "FisherEncoder",
+    "MaxEncoder",
+    "MeanEncoder",
+    "MeanStdEncoder",
+    "VladEncoder",
+    "TYPES",
+    "fisher_vector_reference",
+    "load",
+    "make",
+    "vlad_encode",
 ]
 
 TYPES: tuple[str, ...] = tuple(sorted(REGISTRY))

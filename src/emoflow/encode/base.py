@@ -119,7 +119,7 @@ def training_frames(seqs: Sequence[np.ndarray], max_frames: int, seed: int) -> n
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     owner = np.searchsorted(starts, idx, side="right") - 1  # which sequence each index falls in (sorted)
     cut = np.searchsorted(owner, np.arange(len(seqs) + 1))  # idx[cut[i]:cut[i+1]] fall in sequence i
-    parts = [seqs[i][idx[cut[i]:cut[i + 1]] - starts[i]] for i in range(len(seqs)) if cut[i + 1] > cut[i]]
+    parts = [seqs[i][idx[cut[i] : cut[i + 1]] - starts[i]] for i in range(len(seqs)) if cut[i + 1] > cut[i]]
     return np.concatenate(parts, axis=0)
 
 
@@ -130,7 +130,7 @@ def fit_pca(x: np.ndarray, n_components: int, chunk: int = 8192) -> tuple[np.nda
     mean = x.mean(axis=0, dtype=np.float64)
     cov = np.zeros((d, d))
     for i in range(0, n, chunk):  # bounded memory for large frame sets
-        xc = x[i:i + chunk].astype(np.float64) - mean
+        xc = x[i : i + chunk].astype(np.float64) - mean
         cov += xc.T @ xc
     cov /= n
     evals, evecs = np.linalg.eigh(cov)  # ascending

@@ -29,7 +29,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from emoflow.encode.base import Encoder, common_params, l2_normalize, pos_float, pos_int, register, seeded_kmeans, signed_sqrt
+from emoflow.encode.base import (
+    Encoder,
+    common_params,
+    l2_normalize,
+    pos_float,
+    pos_int,
+    register,
+    seeded_kmeans,
+    signed_sqrt,
+)
 
 
 def gmm_posteriors(x: np.ndarray, means: np.ndarray, covars: np.ndarray, priors: np.ndarray) -> np.ndarray:
@@ -44,8 +53,9 @@ def gmm_posteriors(x: np.ndarray, means: np.ndarray, covars: np.ndarray, priors:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def fisher_vector_reference(x: np.ndarray, means: np.ndarray, covars: np.ndarray, priors: np.ndarray,
-                            improved: bool = True) -> np.ndarray:
+def fisher_vector_reference(
+    x: np.ndarray, means: np.ndarray, covars: np.ndarray, priors: np.ndarray, improved: bool = True
+) -> np.ndarray:
     """Fisher vector of frames ``x`` (N, D) under the diagonal GMM (``means``/``covars`` (K, D),
     ``priors`` (K,)), by the module docstring's formula; float64 ``(2 K D,)``."""
     x = np.asarray(x, dtype=np.float64)
@@ -112,7 +122,12 @@ class FisherEncoder(Encoder):
         # doubles by vl_gmm_set_covariance_lower_bounds and gives garbage/NaN variances.
         f32 = np.float32
         means, covars, priors, _, _ = cy_gmm(
-            np.ascontiguousarray(z, dtype=f32), k, p["max_iter"], b"custom", 1, 0,
+            np.ascontiguousarray(z, dtype=f32),
+            k,
+            p["max_iter"],
+            b"custom",
+            1,
+            0,
             covariance_bound=np.array([bound], dtype=f32),
             init_priors=np.ascontiguousarray(priors0, dtype=f32),
             init_means=np.ascontiguousarray(centres, dtype=f32),

@@ -30,7 +30,9 @@ def run(splits_path: str, inputs: list[str], spec: dict, log):
     """(encoded table, fitted encoder)."""
     fs = read(inputs)
     if fs.level == "video":
-        raise EmoflowError(f"{inputs[0]}: a video-level feature needs no encoding (drop 'encoding' from the experiment)")
+        raise EmoflowError(
+            f"{inputs[0]}: a video-level feature needs no encoding (drop 'encoding' from the experiment)"
+        )
     sp = read_table(splits_path, columns=["video_id", "split"]).to_pandas()
     train = [v for v in sp.loc[sp["split"] == "train", "video_id"] if v in fs.sequences]
     if not train:
@@ -38,8 +40,13 @@ def run(splits_path: str, inputs: list[str], spec: dict, log):
     enc = encode.make(spec)
     t0 = time.time()
     enc.fit([fs.sequences[v] for v in train])
-    log.info("fitted %s on %d training videos (%d frames) in %.1f s", spec, len(train),
-             sum(len(fs.sequences[v]) for v in train), time.time() - t0)  # fmt: skip
+    log.info(
+        "fitted %s on %d training videos (%d frames) in %.1f s",
+        spec,
+        len(train),
+        sum(len(fs.sequences[v]) for v in train),
+        time.time() - t0,
+    )
     dim = enc.dim(fs.dim)
     ids = sorted(fs.video_ids)
     X = np.zeros((len(ids), dim), np.float32)
@@ -47,11 +54,13 @@ def run(splits_path: str, inputs: list[str], spec: dict, log):
     for i, v in enumerate(logs.progress(ids, "encode")):
         if v in fs.sequences:
             X[i], missing[i] = enc.transform(fs.sequences[v]), False
-    table = pa.table({
-        "video_id": ids,
-        "missing": missing,
-        "x": pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), dim),
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "video_id": ids,
+            "missing": missing,
+            "x": pa.FixedSizeListArray.from_arrays(pa.array(X.reshape(-1)), dim),
+        }
+    )
     return table.cast(features_schema(dim, "video")), enc
 
 
@@ -71,7 +80,12 @@ def main(argv=None) -> int:
         return 2
     enc.save(args.model)
     write_table(table, args.out)
-    log.info("%d videos (%d missing), dim %d", table.num_rows, sum(table["missing"].to_pylist()), table.schema.field("x").type.list_size)
+    log.info(
+        "%d videos (%d missing), dim %d",
+        table.num_rows,
+        sum(table["missing"].to_pylist()),
+        table.schema.field("x").type.list_size,
+    )
     return 0
 
 

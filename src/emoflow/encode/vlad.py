@@ -25,7 +25,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from emoflow.encode.base import Encoder, boolean, common_params, l2_normalize, pos_int, register, seeded_kmeans, signed_sqrt
+from emoflow.encode.base import (
+    Encoder,
+    boolean,
+    common_params,
+    l2_normalize,
+    pos_int,
+    register,
+    seeded_kmeans,
+    signed_sqrt,
+)
 
 
 def assign(x: np.ndarray, centres: np.ndarray) -> np.ndarray:

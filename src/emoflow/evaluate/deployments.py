@@ -57,7 +57,9 @@ def halves(ids: list[str], speakers: np.ndarray, seed: int = 0) -> np.ndarray:
     return half
 
 
-def fitted_experiments(reports: list[str], models: list[str], predictions: list[str], encoders: list[str], classes: list[str]):
+def fitted_experiments(
+    reports: list[str], models: list[str], predictions: list[str], encoders: list[str], classes: list[str]
+):
     """The run's fitted experiments behind the bundle interface the predictor scores with
     (absolute paths; :class:`emoflow.predict.bundle.Bundle` rooted at ``/``)."""
     from emoflow.predict.bundle import Bundle, training_prior
@@ -70,25 +72,33 @@ def fitted_experiments(reports: list[str], models: list[str], predictions: list[
         rep = json.loads(Path(rep_path).read_text())
         name = Path(rep_path).stem
         e = {
-            "feature": rep["feature"], "encoding": rep.get("encoding"), "modality": rep["modality"],
-            "classifier": rep["classifier"], "model_format": rep.get("model_format", "skops"),
+            "feature": rep["feature"],
+            "encoding": rep.get("encoding"),
+            "modality": rep["modality"],
+            "classifier": rep["classifier"],
+            "model_format": rep.get("model_format", "skops"),
             "normalize": (rep.get("normalize") or {}).get("by", "none"),
-            "model": str(Path(model_of[name]).resolve()), "report": str(Path(rep_path).resolve()),
+            "model": str(Path(model_of[name]).resolve()),
+            "report": str(Path(rep_path).resolve()),
             "prior": training_prior(pred_of[name], classes),
-        }  # fmt: skip
+        }
         if rep.get("encoding"):
             e["encoder"] = str(Path(enc_of[f"{rep['feature']}.{rep['encoding']}"]).resolve())
         experiments[name] = e
     return Bundle(Path("/"), {"classes": classes, "experiments": experiments, "features": {}})
 
 
-def experiment_deployments(run, name: str, tables: dict, ids: list[str], speakers: np.ndarray, half: np.ndarray) -> dict:
+def experiment_deployments(
+    run, name: str, tables: dict, ids: list[str], speakers: np.ndarray, half: np.ndarray
+) -> dict:
     """Deployment -> (probabilities (n, C), present (n,)) of one experiment."""
     from emoflow.predict.apply import experiment_probs
 
     own = np.array([f"video:{v}" for v in ids], object)
-    out = {"clip_alone": experiment_probs(run, name, tables, ids, own)[:2],
-           "speaker_batch": experiment_probs(run, name, tables, ids, speakers)[:2]}  # fmt: skip
+    out = {
+        "clip_alone": experiment_probs(run, name, tables, ids, own)[:2],
+        "speaker_batch": experiment_probs(run, name, tables, ids, speakers)[:2],
+    }
     if run.experiments[name]["normalize"] != "speaker":
         out["enrolment"] = out["speaker_batch"]
         return out
@@ -100,8 +110,19 @@ def experiment_deployments(run, name: str, tables: dict, ids: list[str], speaker
     return out
 
 
-def evaluate(splits: str, reports: list[str], models: list[str], predictions: list[str], encoders: list[str],
-             features: list[str], fusion: list[str], fused: list[str], split: str = "test", seed: int = 0, log=None) -> dict:  # fmt: skip
+def evaluate(
+    splits: str,
+    reports: list[str],
+    models: list[str],
+    predictions: list[str],
+    encoders: list[str],
+    features: list[str],
+    fusion: list[str],
+    fused: list[str],
+    split: str = "test",
+    seed: int = 0,
+    log=None,
+) -> dict:
     """Every experiment's and fusion group's scores on ``split`` under each deployment."""
     from emoflow.fusion.choose import apply as fuse_choice
 
@@ -130,12 +151,15 @@ def evaluate(splits: str, reports: list[str], models: list[str], predictions: li
     fused_of = {Path(p).stem: p for p in fused}
     for path in fusion:
         group, choice = Path(path).stem, json.loads(Path(path).read_text())
-        mods = sorted({m for n in choice["models"] for m in run.experiments[n]["modality"].split("+")})  # e2e: "audio+face"
+        mods = sorted(
+            {m for n in choice["models"] for m in run.experiments[n]["modality"].split("+")}
+        )  # e2e: "audio+face"
         key = f"fusion:{group}"
         systems[key] = {"kind": "fusion", "modality": "+".join(mods), "method": choice["method"]}
         for d in DEPLOYMENTS:
-            fusedp = fuse_choice(choice, {n: per_exp[n][d][0] for n in choice["models"]},
-                                 {n: per_exp[n][d][1] for n in choice["models"]})  # fmt: skip
+            fusedp = fuse_choice(
+                choice, {n: per_exp[n][d][0] for n in choice["models"]}, {n: per_exp[n][d][1] for n in choice["models"]}
+            )
             systems[key][d] = scores(y, fusedp.argmax(1), len(classes))
             if d == "speaker_batch" and group in fused_of:
                 stored = read_table(fused_of[group]).to_pandas().set_index("video_id").loc[ids, cols].to_numpy()
@@ -166,24 +190,37 @@ def headline(result: dict, val_accuracy: dict[str, float]) -> dict:
         "best_face_only": best(lambda r: r["modality"] == "face"),
         "best_audio_only": best(lambda r: r["modality"] == "audio"),
         # multimodal: a fusion of face with another modality (audio, text)
-        "best_fused": best(lambda r: r["kind"] == "fusion" and "face" in r["modality"].split("+") and "+" in r["modality"]),
+        "best_fused": best(
+            lambda r: r["kind"] == "fusion" and "face" in r["modality"].split("+") and "+" in r["modality"]
+        ),
     }
     return {k: ({"system": s, **{d: systems[s][d] for d in DEPLOYMENTS}} if s else None) for k, s in chosen.items()}
 
 
 def markdown(result: dict, heads: dict) -> str:
-    lines = [f"# Test figures by deployment ({result['split']}, {result['n']} clips, {result['speakers']} speakers)", "",
-             "accuracy / UAR (%) of the same fitted systems, deployed three ways:", ""]  # fmt: skip
+    lines = [
+        f"# Test figures by deployment ({result['split']}, {result['n']} clips, {result['speakers']} speakers)",
+        "",
+        "accuracy / UAR (%) of the same fitted systems, deployed three ways:",
+        "",
+    ]
     lines += [f"- **{d}**: {w}" for d, w in result["deployments"].items()]
     lines += ["", f"Enrolment: {result['enrolment_protocol']}.", ""]
-    lines += ["| system | chosen as | " + " | ".join(result["deployments"].values()) + " |",
-              "|---|---|" + "---|" * len(result["deployments"])]  # fmt: skip
+    lines += [
+        "| system | chosen as | " + " | ".join(result["deployments"].values()) + " |",
+        "|---|---|" + "---|" * len(result["deployments"]),
+    ]
     for k, h in heads.items():
         if h:
             cells = [f"{100 * h[d]['accuracy']:.1f} / {100 * h[d]['uar']:.1f}" for d in result["deployments"]]
             lines.append(f"| {h['system']} | {k.replace('_', ' ')} (by validation) | " + " | ".join(cells) + " |")
-    lines += ["", "All systems:", "", "| system | modality | speaker-normalised | " + " | ".join(result["deployments"]) + " |",
-              "|---|---|---|" + "---|" * len(result["deployments"])]  # fmt: skip
+    lines += [
+        "",
+        "All systems:",
+        "",
+        "| system | modality | speaker-normalised | " + " | ".join(result["deployments"]) + " |",
+        "|---|---|---|" + "---|" * len(result["deployments"]),
+    ]
     for name, s in sorted(result["systems"].items(), key=lambda kv: (kv[1]["kind"], kv[0])):
         cells = [f"{100 * s[d]['accuracy']:.1f} / {100 * s[d]['uar']:.1f}" for d in result["deployments"]]
         lines.append(f"| {name} | {s['modality']} | {s.get('normalize', '')} | " + " | ".join(cells) + " |")
@@ -202,8 +239,19 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     log = logs.setup("emoflow.deployments")
-    result = evaluate(args.splits, args.experiments, args.models, args.predictions, args.encoders, args.features, args.fusion,
-                      args.fused, args.split, args.seed, log)  # fmt: skip
+    result = evaluate(
+        args.splits,
+        args.experiments,
+        args.models,
+        args.predictions,
+        args.encoders,
+        args.features,
+        args.fusion,
+        args.fused,
+        args.split,
+        args.seed,
+        log,
+    )
     val = {}
     for p in args.experiments:
         r = json.loads(Path(p).read_text())
@@ -215,7 +263,10 @@ def main(argv=None) -> int:
     write_text(args.out_json, json.dumps(result, indent=1) + "\n")
     write_text(args.out_md, markdown(result, heads))
     if result["speaker_batch_reproduces_workflow_max_abs_diff"] > 1e-6:
-        log.error("speaker_batch differs from the workflow's predictions by %.2e", result["speaker_batch_reproduces_workflow_max_abs_diff"])
+        log.error(
+            "speaker_batch differs from the workflow's predictions by %.2e",
+            result["speaker_batch_reproduces_workflow_max_abs_diff"],
+        )
         return 1
     return 0
 

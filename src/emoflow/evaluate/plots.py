@@ -75,7 +75,9 @@ def confusion_png(cm, classes: Sequence[str], path: str | os.PathLike, title: st
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     acc = np.trace(cm) / cm.sum() if cm.sum() else float("nan")
-    ax.set_title(f"{title}\n(n={int(cm.sum())}, accuracy={acc:.3f})" if title else f"n={int(cm.sum())}, accuracy={acc:.3f}")
+    ax.set_title(
+        f"{title}\n(n={int(cm.sum())}, accuracy={acc:.3f})" if title else f"n={int(cm.sum())}, accuracy={acc:.3f}"
+    )
     _save(fig, path, plt)
 
 

@@ -57,8 +57,14 @@ def pooled_scores(pred_paths: list[str], classes: list[str]) -> dict[str, dict]:
     out = {}
     for name, frames in by_name.items():
         res: dict = {}
-        val = [scores(np.array([classes.index(v) for v in f.loc[f["split"] == "val", "label"]]),
-                      f.loc[f["split"] == "val", cols].to_numpy().argmax(1), len(classes)) for f in frames]  # fmt: skip
+        val = [
+            scores(
+                np.array([classes.index(v) for v in f.loc[f["split"] == "val", "label"]]),
+                f.loc[f["split"] == "val", cols].to_numpy().argmax(1),
+                len(classes),
+            )
+            for f in frames
+        ]
         res["val"] = {k: float(np.mean([v[k] for v in val])) for k in ("accuracy", "uar", "macro_f1")}
         test = pd.concat([f[f["split"] == "test"] for f in frames])
         if len(test):
@@ -73,8 +79,9 @@ def pooled_scores(pred_paths: list[str], classes: list[str]) -> dict[str, dict]:
 METRICS = ("accuracy", "uar", "macro_f1")
 
 
-def fold_scores(pred_paths: list[str], classes: list[str], fold_names: dict[str, str] | None = None,
-                prefix: str = "") -> pd.DataFrame:  # fmt: skip
+def fold_scores(
+    pred_paths: list[str], classes: list[str], fold_names: dict[str, str] | None = None, prefix: str = ""
+) -> pd.DataFrame:
     """One row per system (``prefix`` + file stem) and partition: test scores of that
     partition's predictions, then a ``mean`` and a ``std`` row per system (over its
     partitions)."""
@@ -88,19 +95,35 @@ def fold_scores(pred_paths: list[str], classes: list[str], fold_names: dict[str,
         yt = np.array([classes.index(v) for v in test["label"]])
         s = scores(yt, test[cols].to_numpy().argmax(1), len(classes))
         part = _part_of(p)
-        rows.append({"system": prefix + Path(p).stem, "part": part, "fold": (fold_names or {}).get(part, part),
-                     "n_test": len(test), **{m: float(s[m]) for m in METRICS}})  # fmt: skip
+        rows.append(
+            {
+                "system": prefix + Path(p).stem,
+                "part": part,
+                "fold": (fold_names or {}).get(part, part),
+                "n_test": len(test),
+                **{m: float(s[m]) for m in METRICS},
+            }
+        )
     df = pd.DataFrame(rows, columns=["system", "part", "fold", "n_test", *METRICS])
     if df.empty:
         return df
     order = {p: i for i, p in enumerate(sorted(df["part"].unique(), key=lambda x: (len(x), x)))}
-    df = df.sort_values(["system", "part"], key=lambda c: c.map(order) if c.name == "part" else c).reset_index(drop=True)
+    df = df.sort_values(["system", "part"], key=lambda c: c.map(order) if c.name == "part" else c).reset_index(
+        drop=True
+    )
     out = []
     for name, g in df.groupby("system", sort=True):
         out.append(g)
-        stats = [{"system": name, "part": k, "fold": k, "n_test": int(g["n_test"].sum()) if k == "mean" else np.nan,
-                  **{m: float(fn(g[m])) for m in METRICS}}
-                 for k, fn in (("mean", np.mean), ("std", lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0))]  # fmt: skip
+        stats = [
+            {
+                "system": name,
+                "part": k,
+                "fold": k,
+                "n_test": int(g["n_test"].sum()) if k == "mean" else np.nan,
+                **{m: float(fn(g[m])) for m in METRICS},
+            }
+            for k, fn in (("mean", np.mean), ("std", lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0))
+        ]
         out.append(pd.DataFrame(stats))
     out = pd.concat(out, ignore_index=True)
     out["n_test"] = out["n_test"].astype("Int64")  # integers (empty in the std rows)
@@ -125,19 +148,30 @@ def folds_markdown(folds: pd.DataFrame, protocol: dict | None) -> str:
         lines.append(f"Source: {' '.join(str(src.get('citation', '')).split())}")
         if src.get("repository"):
             lines.append(f"({src['repository']}" + (f" at {src['commit']}" if src.get("commit") else "") + ").")
-        val = ("each fold's validation speakers as the source gives them" if protocol.get("val") == "given"
-               else "each fold validates on the next fold's test speakers (the source gives test folds only)")  # fmt: skip
+        val = (
+            "each fold's validation speakers as the source gives them"
+            if protocol.get("val") == "given"
+            else "each fold validates on the next fold's test speakers (the source gives test folds only)"
+        )
         lines += ["", f"Validation: {val}; training: the other speakers.", ""]
         for note in protocol.get("restrictions", []):
             lines.append(f"- Restricted: {note}.")
         for f in protocol.get("folds", []):
             absent = f" (absent: {', '.join(f['test_absent'])})" if f["test_absent"] else ""
-            lines.append(f"- {f['part']} = {f['name']}: test {', '.join(f['test'])}{absent}; val {', '.join(f['val'])}; "
-                         f"{len(f['train'])} training speakers")  # fmt: skip
+            lines.append(
+                f"- {f['part']} = {f['name']}: test {', '.join(f['test'])}{absent}; val {', '.join(f['val'])}; "
+                f"{len(f['train'])} training speakers"
+            )
         lines.append("")
     lines.append("Scores in %: mean ± standard deviation over the partitions (n-1), then each partition's test UAR.")
     lines.append("")
-    head = ["system", "accuracy", "UAR", "macro-F1", *[f"UAR {p} ({names[p]})" if names[p] != p else f"UAR {p}" for p in parts]]
+    head = [
+        "system",
+        "accuracy",
+        "UAR",
+        "macro-F1",
+        *[f"UAR {p} ({names[p]})" if names[p] != p else f"UAR {p}" for p in parts],
+    ]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     stats = folds.set_index(["system", "part"])
     for name in sorted(per["system"].unique(), key=lambda n: (n.startswith("fusion:"), n)):  # experiments first
@@ -155,8 +189,9 @@ def folds_markdown(folds: pd.DataFrame, protocol: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary(exp_reports: list[str], pred_paths: list[str], fusion_choices: list[str], fused_paths: list[str],
-            classes: list[str]) -> tuple[pd.DataFrame, dict, dict]:  # fmt: skip
+def summary(
+    exp_reports: list[str], pred_paths: list[str], fusion_choices: list[str], fused_paths: list[str], classes: list[str]
+) -> tuple[pd.DataFrame, dict, dict]:
     """(summary table, pooled scores of experiments, pooled scores of fusion groups)."""
     reports = defaultdict(list)
     for p in exp_reports:
@@ -171,26 +206,40 @@ def summary(exp_reports: list[str], pred_paths: list[str], fusion_choices: list[
         r, s = reps[0], exp_scores[name]
         fit = [x["fit"] for x in reps]
         cls = r["classifier"]
-        rows.append({
-            "system": name, "kind": "experiment", "modality": r.get("modality"), "features": r.get("feature"),
-            "encoding": r.get("encoding") or "", "normalize": (r.get("normalize") or {}).get("by", "none"),
-            "classifier": cls["type"] if cls["type"] != "sequence" else cls["head"],
-            "train_cv": float(np.mean([f.get("cv_score", f.get("holdout_accuracy", np.nan)) for f in fit])),
-            **{f"{sp}_{m}": s.get(sp, {}).get(m, np.nan) for sp in SPLITS for m in ("accuracy", "uar", "macro_f1")},
-            "test_missing": s.get("test", {}).get("missing", 0),
-        })  # fmt: skip
+        rows.append(
+            {
+                "system": name,
+                "kind": "experiment",
+                "modality": r.get("modality"),
+                "features": r.get("feature"),
+                "encoding": r.get("encoding") or "",
+                "normalize": (r.get("normalize") or {}).get("by", "none"),
+                "classifier": cls["type"] if cls["type"] != "sequence" else cls["head"],
+                "train_cv": float(np.mean([f.get("cv_score", f.get("holdout_accuracy", np.nan)) for f in fit])),
+                **{f"{sp}_{m}": s.get(sp, {}).get(m, np.nan) for sp in SPLITS for m in ("accuracy", "uar", "macro_f1")},
+                "test_missing": s.get("test", {}).get("missing", 0),
+            }
+        )
     for name, chs in sorted(choices.items()):
-        c, s = chs[0], fus_scores[name]
+        s = fus_scores[name]
         used = sorted({reports[m][0].get("feature") for ch in chs for m in ch["models"] if m in reports})
         mods = sorted({reports[m][0].get("modality") for ch in chs for m in ch["models"] if m in reports})
         cv = [next(t for t in ch["table"] if t["method"] == ch["method"])[f"cv_{ch['metric']}"] for ch in chs]
-        rows.append({
-            "system": f"fusion:{name}", "kind": "fusion", "modality": "+".join(mods), "features": " ".join(used),
-            "encoding": "", "normalize": "", "classifier": "/".join(sorted({ch["method"] for ch in chs})),
-            "train_cv": np.nan, "val_cv": float(np.mean(cv)),
-            **{f"{sp}_{m}": s.get(sp, {}).get(m, np.nan) for sp in SPLITS for m in ("accuracy", "uar", "macro_f1")},
-            "test_missing": 0,
-        })  # fmt: skip
+        rows.append(
+            {
+                "system": f"fusion:{name}",
+                "kind": "fusion",
+                "modality": "+".join(mods),
+                "features": " ".join(used),
+                "encoding": "",
+                "normalize": "",
+                "classifier": "/".join(sorted({ch["method"] for ch in chs})),
+                "train_cv": np.nan,
+                "val_cv": float(np.mean(cv)),
+                **{f"{sp}_{m}": s.get(sp, {}).get(m, np.nan) for sp in SPLITS for m in ("accuracy", "uar", "macro_f1")},
+                "test_missing": 0,
+            }
+        )
     df = pd.DataFrame(rows)
     return df, exp_scores, fus_scores
 
@@ -226,21 +275,35 @@ def main(argv=None) -> int:
         return 2
     protocol = cfg.get("protocol")
     names = {f["part"]: f["name"] for f in (protocol or {}).get("folds", [])}
-    folds = pd.concat([fold_scores(args.predictions, classes, names), fold_scores(args.fused, classes, names, "fusion:")],
-                      ignore_index=True)  # fmt: skip
+    folds = pd.concat(
+        [fold_scores(args.predictions, classes, names), fold_scores(args.fused, classes, names, "fusion:")],
+        ignore_index=True,
+    )
     write_text(out / "summary.csv", df.to_csv(index=False, float_format="%.4f"))
     write_text(out / "folds.csv", folds.to_csv(index=False, float_format="%.4f"))
     write_text(out / "summary.md", _markdown(df, metric) + folds_markdown(folds, protocol))
     exp = df[df["kind"] == "experiment"]
     plots.scores_png(
-        [{"name": r.system, "modality": r.modality, "val_accuracy": r.val_accuracy,
-          "test_accuracy": None if pd.isna(r.test_accuracy) else r.test_accuracy} for r in exp.itertuples()],
-        out / "scores.png", title="Experiments: validation (bars) and test (diamonds) accuracy",
-    )  # fmt: skip
+        [
+            {
+                "name": r.system,
+                "modality": r.modality,
+                "val_accuracy": r.val_accuracy,
+                "test_accuracy": None if pd.isna(r.test_accuracy) else r.test_accuracy,
+            }
+            for r in exp.itertuples()
+        ],
+        out / "scores.png",
+        title="Experiments: validation (bars) and test (diamonds) accuracy",
+    )
     for name, s in fus_scores.items():
         if "confusion" in s:
-            plots.confusion_png(s["confusion"], classes, out / f"confusion_{name}.png",
-                                title=f"fusion {name}: test (accuracy {s['test']['accuracy']:.3f}, UAR {s['test']['uar']:.3f})")  # fmt: skip
+            plots.confusion_png(
+                s["confusion"],
+                classes,
+                out / f"confusion_{name}.png",
+                title=f"fusion {name}: test (accuracy {s['test']['accuracy']:.3f}, UAR {s['test']['uar']:.3f})",
+            )
     chosen = [json.loads(Path(p).read_text()) for p in args.fusion if Path(p).stem == "all"] or [
         json.loads(Path(p).read_text()) for p in args.fusion[:1]
     ]
@@ -249,8 +312,11 @@ def main(argv=None) -> int:
         m = ch["methods"][ch["method"]]
         if "weights" in m:
             names, w = list(m["weights"]), list(m["weights"].values())
-            how = {"weighted": "weighted average", "product": "product rule (log-linear weights)",
-                   "caruana": "Caruana selection (share of picks)"}.get(ch["method"], ch["method"])  # fmt: skip
+            how = {
+                "weighted": "weighted average",
+                "product": "product rule (log-linear weights)",
+                "caruana": "Caruana selection (share of picks)",
+            }.get(ch["method"], ch["method"])
             title = f"fusion {ch['group']['name']} ({_part_of(args.fusion[0])}): {how}"
         else:  # stacking: the meta-classifier's mean |coefficient| per experiment, normalised
             coef = np.abs(np.asarray(m["model"]["coef"]))
@@ -259,7 +325,10 @@ def main(argv=None) -> int:
             w, title = per / per.sum(), f"fusion {ch['group']['name']}: stacking (relative |coef|)"
         plots.weights_png(names, w, out / "fusion_weights.png", title=title)
     best = df.sort_values("val_accuracy", ascending=False)
-    log.info("best by validation:\n%s", best[["system", "val_accuracy", "test_accuracy", "test_uar"]].head(10).to_string(index=False))
+    log.info(
+        "best by validation:\n%s",
+        best[["system", "val_accuracy", "test_accuracy", "test_uar"]].head(10).to_string(index=False),
+    )
     return 0
 
 

@@ -67,7 +67,9 @@ def aligned_pair(image: np.ndarray, landmarks: np.ndarray, color_size: int, grey
     scales with the crop size, so the grey crop is the colour crop, resized and greyed."""
     m = similarity(landmarks, template(color_size, margin))
     a = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2].ravel()
-    color = Image.fromarray(image).transform((color_size, color_size), Image.AFFINE, data=tuple(a), resample=Image.BILINEAR)
+    color = Image.fromarray(image).transform(
+        (color_size, color_size), Image.AFFINE, data=tuple(a), resample=Image.BILINEAR
+    )
     grey = color.convert("L")
     if grey_size != color_size:
         grey = grey.resize((grey_size, grey_size), Image.BOX if grey_size < color_size else Image.BILINEAR)

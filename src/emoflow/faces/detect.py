@@ -18,13 +18,7 @@ import torch
 from PIL import Image
 
 from emoflow.faces import tv_compat
-
-
-def pick_device(preference: str = "auto") -> torch.device:
-    """``auto``: the first visible CUDA device when there is one, else the CPU."""
-    if preference == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(preference)
+from emoflow.nets.common import pick_device
 
 
 @dataclass
@@ -81,7 +75,9 @@ class MTCNNDetector:
         return 1.0
 
     @torch.inference_mode()
-    def detect(self, frames: list[np.ndarray], min_face=None, thresholds=None, factor=None, max_side="default") -> list[Faces]:
+    def detect(
+        self, frames: list[np.ndarray], min_face=None, thresholds=None, factor=None, max_side="default"
+    ) -> list[Faces]:
         """Full MTCNN on equal-size HxWx3 uint8 frames (keyword arguments override the
         detector's settings for this call)."""
         if not frames:
@@ -99,7 +95,9 @@ class MTCNNDetector:
                 x = batch.permute(0, 3, 1, 2).to(self.dtype)
                 size = (max(1, round(h * s)), max(1, round(w * s)))
                 batch = torch.nn.functional.interpolate(x, size=size, mode="area").permute(0, 2, 3, 1)
-            boxes, points = self._df.detect_face(batch, minsize, self.pnet, self.rnet, self.onet, thresholds, factor, self.device)
+            boxes, points = self._df.detect_face(
+                batch, minsize, self.pnet, self.rnet, self.onet, thresholds, factor, self.device
+            )
             for b, p in zip(boxes, points):
                 b = np.asarray(b, np.float32).reshape(-1, 5)
                 p = np.asarray(p, np.float32).reshape(-1, 5, 2)
@@ -107,7 +105,9 @@ class MTCNNDetector:
         return out
 
     @torch.inference_mode()
-    def detect_regions(self, frames: list[np.ndarray], boxes: list[np.ndarray], expand: float = 2.5, max_size: int = 160) -> list[Faces]:
+    def detect_regions(
+        self, frames: list[np.ndarray], boxes: list[np.ndarray], expand: float = 2.5, max_size: int = 160
+    ) -> list[Faces]:
         """Full MTCNN in a square region around each box (``expand`` x its side, at most
         ``max_size`` pixels after resizing): looking for a lost face where it was, at a
         fraction of the cost of the whole frame.  Faces come back in frame coordinates."""
@@ -117,7 +117,9 @@ class MTCNNDetector:
             side = expand * max(box[2] - box[0], box[3] - box[1], 12)
             size = int(min(max(side, 48), max_size))
             x0, y0 = cx - side / 2, cy - side / 2
-            img = Image.fromarray(frame).transform((size, size), Image.EXTENT, (x0, y0, x0 + side, y0 + side), Image.BILINEAR)
+            img = Image.fromarray(frame).transform(
+                (size, size), Image.EXTENT, (x0, y0, x0 + side, y0 + side), Image.BILINEAR
+            )
             crops.append(np.asarray(img))
             origins.append((x0, y0, side / size))
         found: list[Faces | None] = [None] * len(crops)

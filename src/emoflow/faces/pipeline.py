@@ -48,7 +48,11 @@ def _nms(f: Faces, thr: float = 0.5) -> Faces:
 
 
 def _merge(a: Faces, b: Faces) -> Faces:
-    return _nms(Faces(np.concatenate([a.boxes, b.boxes]), np.concatenate([a.probs, b.probs]), np.concatenate([a.points, b.points])))
+    return _nms(
+        Faces(
+            np.concatenate([a.boxes, b.boxes]), np.concatenate([a.probs, b.probs]), np.concatenate([a.points, b.points])
+        )
+    )
 
 
 class _View(Sequence):
@@ -98,14 +102,16 @@ def detect_and_track_many(
     hints: list | None = None,
     rescue: dict | None = None,
 ) -> list[VideoFaces]:
-    """``detect_and_track`` for several videos in lockstep, so that keyframes, O-Net
+    """Faces, tracks and the main track of several videos, detected in lockstep, so that keyframes, O-Net
     refinements and re-detections of all of them run as a few large batches."""
     thr = detector.thresholds[2]
     step = max(1, detect_every)
     faces = [[None] * len(v) for v in videos]
     detected = [[False] * len(v) for v in videos]
     keys = [(v, k) for v, frames in enumerate(videos) for k in range(0, len(frames), step)]
-    keyframes = _View(lambda j: videos[keys[j][0]][keys[j][1]], len(keys), lambda j: _shape(videos[keys[j][0]], keys[j][1]))
+    keyframes = _View(
+        lambda j: videos[keys[j][0]][keys[j][1]], len(keys), lambda j: _shape(videos[keys[j][0]], keys[j][1])
+    )
     for (v, k), f in zip(keys, _detect_grouped(detector, keyframes)):
         faces[v][k], detected[v][k] = f, True
     for t in range(1, max((len(v) for v in videos), default=0)):
@@ -130,7 +136,9 @@ def detect_and_track_many(
     # backward pass: a face found at t+1 but missed at t (e.g. by a keyframe's detector)
     # is looked for at t with O-Net on the later box
     for t in range(max((len(v) for v in videos), default=0) - 2, -1, -1):
-        back = [v for v in range(len(videos)) if t + 1 < len(videos[v]) and not len(faces[v][t]) and len(faces[v][t + 1])]
+        back = [
+            v for v in range(len(videos)) if t + 1 < len(videos[v]) and not len(faces[v][t]) and len(faces[v][t + 1])
+        ]
         refined = detector.refine([videos[v][t] for v in back], [faces[v][t + 1].boxes for v in back])
         for v, r in zip(back, refined):
             faces[v][t] = _nms(r.take(r.probs >= thr))
@@ -166,21 +174,10 @@ def rescue_video(detector: MTCNNDetector, frames: list[np.ndarray], settings: di
     found = _detect_grouped(detector, frames, **kw)
     if settings.get("mirror", True):
         empty = [i for i, f in enumerate(found) if not len(f)]
-        flipped = _View(lambda j: np.ascontiguousarray(frames[empty[j]][:, ::-1]), len(empty), lambda j: _shape(frames, empty[j]))
+        flipped = _View(
+            lambda j: np.ascontiguousarray(frames[empty[j]][:, ::-1]), len(empty), lambda j: _shape(frames, empty[j])
+        )
         mirrored = _detect_grouped(detector, flipped, **kw)
         for i, f in zip(empty, mirrored):
             found[i] = _unmirror(f, frames[i].shape[1])
     return found
-
-
-def detect_and_track(
-    detector: MTCNNDetector,
-    frames: list[np.ndarray],
-    detect_every: int = 5,
-    iou_min: float = 0.2,
-    max_gap: int = 10,
-    hint: tuple[int, np.ndarray] | None = None,
-    rescue: dict | None = None,
-) -> VideoFaces:
-    """Faces of every frame of one video, their tracks and the main track."""
-    return detect_and_track_many(detector, [frames], detect_every, iou_min, max_gap, [hint], rescue)[0]

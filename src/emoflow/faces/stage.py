@@ -19,7 +19,6 @@ import json
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from emoflow import logs, tables, warm
 from emoflow.faces.align import aligned_pair
@@ -40,7 +39,9 @@ def load_hints(path: str | None) -> dict[str, tuple[float, np.ndarray]]:
     if missing:
         from emoflow.errors import EmoflowError
 
-        raise EmoflowError(f"{path}: face hints need columns video_id, time, x1, y1, x2, y2 (missing {sorted(missing)})")
+        raise EmoflowError(
+            f"{path}: face hints need columns video_id, time, x1, y1, x2, y2 (missing {sorted(missing)})"
+        )
     return {r.video_id: (float(r.time), np.array([r.x1, r.y1, r.x2, r.y2], float)) for r in df.itertuples()}
 
 
@@ -65,25 +66,49 @@ def video_tables(video_id, times, frames, res, fcfg, hint_used=False):
             is_main = res.main is not None and int(ids[k]) == res.main
             face_rows.append(
                 {
-                    "video_id": video_id, "frame": t, "time": times[t],
-                    "x1": f.boxes[k, 0], "y1": f.boxes[k, 1], "x2": f.boxes[k, 2], "y2": f.boxes[k, 3],
-                    "prob": f.probs[k], "landmarks": f.points[k].ravel().tolist(),
-                    "track": int(ids[k]), "is_main": is_main, "detected": res.detected[t],
+                    "video_id": video_id,
+                    "frame": t,
+                    "time": times[t],
+                    "x1": f.boxes[k, 0],
+                    "y1": f.boxes[k, 1],
+                    "x2": f.boxes[k, 2],
+                    "y2": f.boxes[k, 3],
+                    "prob": f.probs[k],
+                    "landmarks": f.points[k].ravel().tolist(),
+                    "track": int(ids[k]),
+                    "is_main": is_main,
+                    "detected": res.detected[t],
                 }
-            )  # fmt: skip
+            )
             if is_main:
                 n_main += 1
-                color, grey = aligned_pair(frames[t], f.points[k], fcfg["color_size"], fcfg["grey_size"], fcfg["margin"])
+                color, grey = aligned_pair(
+                    frames[t], f.points[k], fcfg["color_size"], fcfg["grey_size"], fcfg["margin"]
+                )
                 buf = io.BytesIO()
                 color.save(buf, format="JPEG", quality=fcfg["jpeg_quality"])
-                crop_rows.append({"video_id": video_id, "frame": t, "time": times[t], "color": buf.getvalue(), "grey": grey.tobytes()})
+                crop_rows.append(
+                    {
+                        "video_id": video_id,
+                        "frame": t,
+                        "time": times[t],
+                        "color": buf.getvalue(),
+                        "grey": grey.tobytes(),
+                    }
+                )
     h, w = frames[0].shape[:2] if frames else (None, None)
     n_tracks = len({int(i) for ids in res.tracks for i in ids})
     video_row = {
-        "video_id": video_id, "n_frames": len(frames), "n_main": n_main,
-        "coverage": n_main / len(frames) if frames else 0.0, "n_tracks": n_tracks,
-        "main_track": res.main, "hint_used": hint_used, "frame_width": w, "frame_height": h,
-    }  # fmt: skip
+        "video_id": video_id,
+        "n_frames": len(frames),
+        "n_main": n_main,
+        "coverage": n_main / len(frames) if frames else 0.0,
+        "n_tracks": n_tracks,
+        "main_track": res.main,
+        "hint_used": hint_used,
+        "frame_width": w,
+        "frame_height": h,
+    }
     return face_rows, video_row, crop_rows
 
 
@@ -99,15 +124,22 @@ def run(sheet, probe, frames_path, faces_out, videos_out, crops_out, skips_out, 
     hints = load_hints(fcfg["hints"])
     reader = FrameReader(frames_path)
     have_frames = set(reader.video_ids())
-    detector = warm.model("faces/detector", fcfg, lambda: make_detector(fcfg))  # loaded once per shard (or per predictor)
+    detector = warm.model(
+        "faces/detector", fcfg, lambda: make_detector(fcfg)
+    )  # loaded once per shard (or per predictor)
     video_rows, skips = [], []
 
     def flush(group, faces_w, crops_w):
         hints_ = [g[3] for g in group]
         results = detect_and_track_many(
-            detector, [g[2] for g in group], fcfg["detect_every"], fcfg["iou_min"], fcfg["max_gap"], hints_,
+            detector,
+            [g[2] for g in group],
+            fcfg["detect_every"],
+            fcfg["iou_min"],
+            fcfg["max_gap"],
+            hints_,
             fcfg["rescue"] if fcfg["rescue"]["enabled"] else None,
-        )  # fmt: skip
+        )
         for (vid, times, frames, hint), res in zip(group, results):
             face_rows, video_row, crop_rows = video_tables(vid, times, frames, res, fcfg, hint is not None)
             faces_w.write_rows(face_rows)
@@ -116,7 +148,10 @@ def run(sheet, probe, frames_path, faces_out, videos_out, crops_out, skips_out, 
             if video_row["n_main"] == 0:
                 skips.append(tables.skip(vid, STAGE, "missing", f"no face found in {len(frames)} sampled frames"))
 
-    with AtomicParquetWriter(faces_out, tables.FACES) as faces_w, AtomicParquetWriter(crops_out, tables.CROPS) as crops_w:
+    with (
+        AtomicParquetWriter(faces_out, tables.FACES) as faces_w,
+        AtomicParquetWriter(crops_out, tables.CROPS) as crops_w,
+    ):
         group, pixels = [], 0
         for vid in logs.progress(videos["video_id"], "faces", total=len(videos)):
             if vid not in have_frames:
@@ -143,27 +178,6 @@ def run(sheet, probe, frames_path, faces_out, videos_out, crops_out, skips_out, 
     return video_rows, skips
 
 
-class CropReader:
-    """Aligned crops of one shard: ``crops(video_id)`` -> (frames, times, colour, grey)."""
-
-    def __init__(self, path: str, grey_size: int):
-        self.table = read_table(path)
-        self.grey_size = grey_size
-        self._index = {}
-        for i, vid in enumerate(self.table["video_id"].to_pylist()):
-            self._index.setdefault(vid, []).append(i)
-
-    def video_ids(self) -> list[str]:
-        return list(self._index)
-
-    def crops(self, video_id: str):
-        rows = self.table.take(self._index.get(video_id, []))
-        color = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in rows["color"].to_pylist()]
-        g = self.grey_size
-        grey = [np.frombuffer(b, np.uint8).reshape(g, g) for b in rows["grey"].to_pylist()]
-        return rows["frame"].to_pylist(), rows["time"].to_pylist(), color, grey
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="emoflow faces", description="Detect, track and align faces for one shard.")
     for name in ("sheet", "probe", "frames", "faces", "videos", "crops", "skips"):
@@ -173,14 +187,27 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     log = logs.setup("emoflow.faces")
     rows, skips = run(
-        args.sheet, args.probe, args.frames, args.faces, args.videos, args.crops, args.skips, json.loads(args.config), args.threads
+        args.sheet,
+        args.probe,
+        args.frames,
+        args.faces,
+        args.videos,
+        args.crops,
+        args.skips,
+        json.loads(args.config),
+        args.threads,
     )
     frames = sum(r["n_frames"] for r in rows)
     main_frames = sum(r["n_main"] for r in rows)
     log.info(
         "%d videos, %d with a main face; %d of %d frames (%.1f%%) have one; %d skipped",
-        len(rows), sum(r["n_main"] > 0 for r in rows), main_frames, frames, 100.0 * main_frames / max(1, frames), len(skips),
-    )  # fmt: skip
+        len(rows),
+        sum(r["n_main"] > 0 for r in rows),
+        main_frames,
+        frames,
+        100.0 * main_frames / max(1, frames),
+        len(skips),
+    )
     return 0
 
 

@@ -42,7 +42,9 @@ class _Track:
         return self.box + self.velocity * (frame - self.last)
 
 
-def link(per_frame_boxes: list[np.ndarray], iou_min: float = 0.2, max_gap: int = 10, smooth: float = 0.5) -> list[np.ndarray]:
+def link(
+    per_frame_boxes: list[np.ndarray], iou_min: float = 0.2, max_gap: int = 10, smooth: float = 0.5
+) -> list[np.ndarray]:
     """Track id of every box, frame by frame (same shapes as the inputs' first axis)."""
     tracks: list[_Track] = []
     next_id = 0

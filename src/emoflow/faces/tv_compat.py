@@ -64,7 +64,9 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, i
     return torch.as_tensor(keep[np.lexsort((keep, -s))], dtype=torch.int64, device=boxes.device)
 
 
-def batched_nms_numpy(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, threshold: float, method: str) -> torch.Tensor:
+def batched_nms_numpy(
+    boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, threshold: float, method: str
+) -> torch.Tensor:
     """facenet-pytorch's final-stage NMS (areas with +1, overlap over the union or, with
     ``method='Min'``, over the smaller box), per category on its own and with a fixed
     tie-break.  facenet's own version sorts the whole batch's scores with an unstable sort:
@@ -132,7 +134,13 @@ def install() -> bool:
     if "torchvision" in sys.modules:
         return True
     pkgs = {}
-    for name in ("torchvision", "torchvision.ops", "torchvision.ops.boxes", "torchvision.transforms", "torchvision.transforms.functional"):
+    for name in (
+        "torchvision",
+        "torchvision.ops",
+        "torchvision.ops.boxes",
+        "torchvision.transforms",
+        "torchvision.transforms.functional",
+    ):
         mod = types.ModuleType(name)
         mod.__emoflow_stub__ = True
         mod.__path__ = []  # a package, so submodule imports resolve through sys.modules

@@ -75,15 +75,26 @@ def train(train_x, train_y, train_clip, val_x, val_y, val_clip, n_classes, epoch
     tf = _tf()
     model = build(n_classes, seed=seed)
     steps = epochs * int(np.ceil(len(train_x) / 64))
-    lr = tf.keras.optimizers.schedules.CosineDecay(1e-3, steps, alpha=0.05)  # settles, so early stopping sees a stable val curve
+    lr = tf.keras.optimizers.schedules.CosineDecay(
+        1e-3, steps, alpha=0.05
+    )  # settles, so early stopping sees a stable val curve
     model.compile(optimizer=tf.keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     seg_y = train_y[train_clip]
     best, best_w, history, waited = -1.0, None, [], 0
     for epoch in range(epochs):
         h = model.fit(train_x[..., None], seg_y, batch_size=64, epochs=1, verbose=0, shuffle=True)
         acc = _clip_accuracy(model, val_x, val_clip, val_y)
-        history.append({"epoch": epoch + 1, "loss": float(h.history["loss"][0]), "train_seg_acc": float(h.history["accuracy"][0]), "holdout_clip_acc": acc})
-        log(f"epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.3f} train {history[-1]['train_seg_acc']:.3f} held-out(clip) {acc:.3f}")
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "loss": float(h.history["loss"][0]),
+                "train_seg_acc": float(h.history["accuracy"][0]),
+                "holdout_clip_acc": acc,
+            }
+        )
+        log(
+            f"epoch {epoch + 1}/{epochs}: loss {history[-1]['loss']:.3f} train {history[-1]['train_seg_acc']:.3f} held-out(clip) {acc:.3f}"
+        )
         if acc > best:
             best, best_w, waited = acc, model.get_weights(), 0
         else:
@@ -159,24 +170,59 @@ def main(argv=None) -> int:
             ys.append(classes.index(man.loc[r["video_id"], "label"]))
             clips.append(np.full(len(x), len(ys) - 1))
     if not data["fit"][0] or not data["holdout"][0]:
-        log.error("the audio CNN needs clips with audio from at least 2 training speakers (one held out to pick the epoch)")
+        log.error(
+            "the audio CNN needs clips with audio from at least 2 training speakers (one held out to pick the epoch)"
+        )
         return 1
     tr_x, tr_y, tr_c = np.concatenate(data["fit"][0]), np.array(data["fit"][1]), np.concatenate(data["fit"][2])
-    ho_x, ho_y, ho_c = np.concatenate(data["holdout"][0]), np.array(data["holdout"][1]), np.concatenate(data["holdout"][2])
+    ho_x, ho_y, ho_c = (
+        np.concatenate(data["holdout"][0]),
+        np.array(data["holdout"][1]),
+        np.concatenate(data["holdout"][2]),
+    )
     mean, std = float(tr_x.mean()), float(tr_x.std() + 1e-6)
-    log.info("training on %d clips (%d segments), choosing the epoch on %d clips of held-out training speakers",
-             len(tr_y), len(tr_x), len(ho_y))  # fmt: skip
-    model, history = train((tr_x - mean) / std, tr_y, tr_c, (ho_x - mean) / std, ho_y, ho_c, len(classes),
-                           epochs=params.get("epochs", 20), seed=params.get("seed", 0), patience=params.get("patience", 6), log=log.info)  # fmt: skip
+    log.info(
+        "training on %d clips (%d segments), choosing the epoch on %d clips of held-out training speakers",
+        len(tr_y),
+        len(tr_x),
+        len(ho_y),
+    )
+    model, history = train(
+        (tr_x - mean) / std,
+        tr_y,
+        tr_c,
+        (ho_x - mean) / std,
+        ho_y,
+        ho_c,
+        len(classes),
+        epochs=params.get("epochs", 20),
+        seed=params.get("seed", 0),
+        patience=params.get("patience", 6),
+        log=log.info,
+    )
     best = max(history, key=lambda h: h["holdout_clip_acc"])
     out = Path(args.out)
     with atomic_path(out.with_suffix(".keras"), suffix=".keras") as tmp:
         model.save(tmp)
-    meta = {"classes": classes, "mean": mean, "std": std, "holdout_clip_accuracy": best["holdout_clip_acc"],
-            "best_epoch": best["epoch"], "epochs_chosen_on": "held-out training speakers", "chance": 1.0 / len(classes),
-            "train_clips": len(tr_y), "holdout_clips": len(ho_y), "history": history}  # fmt: skip
+    meta = {
+        "classes": classes,
+        "mean": mean,
+        "std": std,
+        "holdout_clip_accuracy": best["holdout_clip_acc"],
+        "best_epoch": best["epoch"],
+        "epochs_chosen_on": "held-out training speakers",
+        "chance": 1.0 / len(classes),
+        "train_clips": len(tr_y),
+        "holdout_clips": len(ho_y),
+        "history": history,
+    }
     write_text(out, json.dumps(meta, indent=1) + "\n")
-    log.info("best epoch %d: held-out clip accuracy %.3f (chance %.3f)", best["epoch"], best["holdout_clip_acc"], 1 / len(classes))
+    log.info(
+        "best epoch %d: held-out clip accuracy %.3f (chance %.3f)",
+        best["epoch"],
+        best["holdout_clip_acc"],
+        1 / len(classes),
+    )
     return 0
 
 

@@ -109,8 +109,14 @@ def augment(clips: np.ndarray, rng: np.random.Generator, jitter: int) -> np.ndar
 def build(n_classes: int, arch: dict):
     from emoflow.nets.c3d import C3D as Net
 
-    return Net(n_classes, frames=arch["frames"], size=arch["size"], channels=tuple(arch["channels"]),
-               emb_dim=arch["emb_dim"], dropout=arch["dropout"])  # fmt: skip
+    return Net(
+        n_classes,
+        frames=arch["frames"],
+        size=arch["size"],
+        channels=tuple(arch["channels"]),
+        emb_dim=arch["emb_dim"],
+        dropout=arch["dropout"],
+    )
 
 
 def _predict(net, clips: np.ndarray, device, batch_size: int, what: str = "probs") -> np.ndarray:
@@ -126,7 +132,9 @@ def _predict(net, clips: np.ndarray, device, batch_size: int, what: str = "probs
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def video_accuracy(net, videos: list[tuple[np.ndarray, int]], frames: int, stride: int, device, batch_size: int) -> float:
+def video_accuracy(
+    net, videos: list[tuple[np.ndarray, int]], frames: int, stride: int, device, batch_size: int
+) -> float:
     """Accuracy of the per-video mean of clip probabilities."""
     clips, owner = [], []
     for v, (x, _) in enumerate(videos):
@@ -143,15 +151,24 @@ def _fmt(acc: float | None) -> str:
     return "-" if acc is None else f"{acc:.3f}"
 
 
-def fit(train: list[tuple[np.ndarray, int]], val: list[tuple[np.ndarray, int]], n_classes: int, params: dict,
-        threads: int = 1, log=print) -> tuple[object, dict]:  # fmt: skip
+def fit(
+    train: list[tuple[np.ndarray, int]],
+    val: list[tuple[np.ndarray, int]],
+    n_classes: int,
+    params: dict,
+    threads: int = 1,
+    log=print,
+) -> tuple[object, dict]:
     """Train on ``train`` videos ((n, size, size) uint8 faces, class index); keep the epoch with
     the best val video accuracy.  Returns (network on the CPU, in eval mode; metadata)."""
     import torch
 
     p = params
     setup_torch(threads, p["seed"])
-    was_deterministic = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    was_deterministic = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
     torch.use_deterministic_algorithms(True, warn_only=True)
     rng = np.random.default_rng(p["seed"])
     device = pick_device(p["device"])
@@ -197,8 +214,13 @@ def fit(train: list[tuple[np.ndarray, int]], val: list[tuple[np.ndarray, int]], 
             total += loss.item() * len(vids)
             correct += int((logits.argmax(1) == yb).sum())
         acc = evaluate()
-        h = {"epoch": epoch, "loss": total / len(train), "train_clip_acc": correct / len(train), "val_video_acc": acc,
-             "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        h = {
+            "epoch": epoch,
+            "loss": total / len(train),
+            "train_clip_acc": correct / len(train),
+            "val_video_acc": acc,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
         history.append(h)
         log(
             f"epoch {epoch}/{p['epochs']}: loss {h['loss']:.3f} train(clip) {h['train_clip_acc']:.3f} "
@@ -217,8 +239,13 @@ def fit(train: list[tuple[np.ndarray, int]], val: list[tuple[np.ndarray, int]], 
     val_y = np.array([y for _, y in val]) if val else np.zeros(0, int)
     meta = {
         "arch": {k: p[k] for k in ARCH_KEYS} | {"in_channels": 1, "n_classes": n_classes},
-        "input": {"source": "clip.color -> grey", "crop": p["crop"], "center_y": p["center_y"], "size": p["size"],
-                  "normalisation": NORMALISATION},
+        "input": {
+            "source": "clip.color -> grey",
+            "crop": p["crop"],
+            "center_y": p["center_y"],
+            "size": p["size"],
+            "normalisation": NORMALISATION,
+        },
         "best_epoch": best["epoch"],
         "holdout_video_accuracy": best["val_video_acc"],
         "chance": 1.0 / n_classes,
@@ -230,7 +257,7 @@ def fit(train: list[tuple[np.ndarray, int]], val: list[tuple[np.ndarray, int]], 
         "device": str(device),
         "params": {k: p[k] for k in TRAIN_KEYS},
         "history": history,
-    }  # fmt: skip
+    }
     return net, meta
 
 
@@ -248,10 +275,26 @@ def save(net, meta: dict, out: str) -> None:
 
 class C3D(Extractor):
     defaults = {
-        "model": None, "init": None, "frames": 16, "stride": 8, "size": 48, "crop": 0.7, "center_y": 0.55,
-        "channels": [16, 32, 64, 128], "emb_dim": 256, "dropout": 0.3, "epochs": 40, "patience": 15, "batch_size": 16,
-        "lr": 2e-3, "weight_decay": 1e-3, "jitter": 3, "seed": 0, "device": "auto", "holdout": 0.2,
-    }  # fmt: skip
+        "model": None,
+        "init": None,
+        "frames": 16,
+        "stride": 8,
+        "size": 48,
+        "crop": 0.7,
+        "center_y": 0.55,
+        "channels": [16, 32, 64, 128],
+        "emb_dim": 256,
+        "dropout": 0.3,
+        "epochs": 40,
+        "patience": 15,
+        "batch_size": 16,
+        "lr": 2e-3,
+        "weight_decay": 1e-3,
+        "jitter": 3,
+        "seed": 0,
+        "device": "auto",
+        "holdout": 0.2,
+    }
     level = "clip"
 
     def setup(self) -> None:
@@ -301,7 +344,9 @@ def _params(config: dict) -> dict:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="emoflow c3d-fit", description="Train the C3D network on the training split's face clips.")
+    ap = argparse.ArgumentParser(
+        prog="emoflow c3d-fit", description="Train the C3D network on the training split's face clips."
+    )
     ap.add_argument("fit", choices=["fit"])
     ap.add_argument("manifest")
     ap.add_argument("out", help="model metadata JSON (the .pt weights are written beside it)")
@@ -313,7 +358,7 @@ def main(argv=None) -> int:
     import pandas as pd
 
     from emoflow import logs
-    from emoflow.features.base import iter_crops
+    from emoflow.faces.read import iter_crops
 
     log = logs.setup("emoflow.c3d")
     params = _params(json.loads(args.config))
@@ -339,8 +384,14 @@ def main(argv=None) -> int:
                 continue
             x = faces(item.data, params["crop"], params["center_y"], params["size"])
             data[roles[item.video_id]].append((x, classes.index(label)))
-    log.info("read %d fit and %d held-out training videos with a face from %d shards in %.0f s (%d without a face left out)",
-             len(data["fit"]), len(data["holdout"]), len(groups), time.perf_counter() - t0, no_face)  # fmt: skip
+    log.info(
+        "read %d fit and %d held-out training videos with a face from %d shards in %.0f s (%d without a face left out)",
+        len(data["fit"]),
+        len(data["holdout"]),
+        len(groups),
+        time.perf_counter() - t0,
+        no_face,
+    )
     if len(data["fit"]) < 2:
         log.error("the C3D network needs training videos with a face")
         return 1
@@ -349,11 +400,18 @@ def main(argv=None) -> int:
     net, meta = fit(data["fit"], data["holdout"], len(classes), params, args.threads, log.info)
     meta["classes"] = classes
     meta["no_face_videos"] = no_face
-    meta["holdout_speakers"] = int(man.loc[roles.index[roles == "holdout"]].get("speaker", pd.Series(dtype=str)).nunique())
+    meta["holdout_speakers"] = int(
+        man.loc[roles.index[roles == "holdout"]].get("speaker", pd.Series(dtype=str)).nunique()
+    )
     save(net, meta, args.out)
-    log.info("best epoch %d: held-out training speakers' video accuracy %s (chance %.3f, majority class %s); %.0f s",
-             meta["best_epoch"], _fmt(meta["holdout_video_accuracy"]), meta["chance"], _fmt(meta["chance_majority"]),
-             meta["train_seconds"])  # fmt: skip
+    log.info(
+        "best epoch %d: held-out training speakers' video accuracy %s (chance %.3f, majority class %s); %.0f s",
+        meta["best_epoch"],
+        _fmt(meta["holdout_video_accuracy"]),
+        meta["chance"],
+        _fmt(meta["chance_majority"]),
+        meta["train_seconds"],
+    )
     return 0
 
 

@@ -62,11 +62,16 @@ class DenseSIFT(Extractor):
             im = gaussian_filter(im, self.sigma)
         g = p["grey_size"]
         frames, desc = dsift(
-            np.ascontiguousarray(im, np.float32), step=p["step"], size=p["bin_size"],
-            bounds=[self.offset, self.offset, g - 1, g - 1], fast=p["fast"], float_descriptors=True, geometry=GEOMETRY,
-        )  # fmt: skip
+            np.ascontiguousarray(im, np.float32),
+            step=p["step"],
+            size=p["bin_size"],
+            bounds=[self.offset, self.offset, g - 1, g - 1],
+            fast=p["fast"],
+            float_descriptors=True,
+            geometry=GEOMETRY,
+        )
         if len(desc) != self.per_axis**2:
-            raise RuntimeError(f"dsift: {len(desc)} keypoints, expected {self.per_axis ** 2}")
+            raise RuntimeError(f"dsift: {len(desc)} keypoints, expected {self.per_axis**2}")
         order = np.lexsort((frames[:, 1], frames[:, 0]))  # by y, then x
         return (desc[order] / 512.0).astype(np.float32).ravel()  # vlfeat's float descriptors are 512 x the unit vector
 

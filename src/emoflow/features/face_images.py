@@ -44,7 +44,11 @@ class ImageSet:
     test_rows: np.ndarray | None = None
 
     def counts(self) -> dict:
-        return {"train": int(len(self.train_y)), "val": int(len(self.val_y)), "test": int(0 if self.test_y is None else len(self.test_y))}
+        return {
+            "train": int(len(self.train_y)),
+            "val": int(len(self.val_y)),
+            "test": int(0 if self.test_y is None else len(self.test_y)),
+        }
 
 
 def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -73,8 +77,14 @@ def _subset(rows: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> np.nda
     return rows[keep]
 
 
-def fer2013(path: str, val_fraction: float = 0.1, seed: int = 0, size: int = 48, max_train: int | None = None,
-            max_val: int | None = None) -> ImageSet:  # fmt: skip
+def fer2013(
+    path: str,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    size: int = 48,
+    max_train: int | None = None,
+    max_val: int | None = None,
+) -> ImageSet:
     import pyarrow.parquet as pq
 
     p = Path(path)
@@ -102,10 +112,18 @@ def fer2013(path: str, val_fraction: float = 0.1, seed: int = 0, size: int = 48,
     keep, held = stratified_split(y[tr], val_fraction, seed)
     fit_rows, val_rows = _subset(tr[keep], y[tr[keep]], max_train, seed), _subset(tr[held], y[tr[held]], max_val, seed)
     return ImageSet(
-        FER2013_CLASSES, x[fit_rows], y[fit_rows], x[val_rows], y[val_rows],
-        test_x=x[te] if len(te) else None, test_y=y[te] if len(te) else None, source=f"fer2013:{path}",
-        train_rows=fit_rows, val_rows=val_rows, test_rows=te if len(te) else None,
-    )  # fmt: skip
+        FER2013_CLASSES,
+        x[fit_rows],
+        y[fit_rows],
+        x[val_rows],
+        y[val_rows],
+        test_x=x[te] if len(te) else None,
+        test_y=y[te] if len(te) else None,
+        source=f"fer2013:{path}",
+        train_rows=fit_rows,
+        val_rows=val_rows,
+        test_rows=te if len(te) else None,
+    )
 
 
 def _read_folder(root: Path, size: int, classes: list[str] | None = None):
@@ -149,15 +167,16 @@ def image_folder(root: str, size: int = 48, val_fraction: float = 0.1, seed: int
     return ImageSet(classes, x[keep], y[keep], x[held], y[held], source=f"folder:{root}")
 
 
-def training_crops(manifest: str, crop_inputs: list[str], classes: list[str], size: int = 48, holdout: float = 0.2,
-                   seed: int = 0) -> ImageSet:  # fmt: skip
+def training_crops(
+    manifest: str, crop_inputs: list[str], classes: list[str], size: int = 48, holdout: float = 0.2, seed: int = 0
+) -> ImageSet:
     """Grey aligned crops of the training split's videos: most speakers train, a held-out
     ``holdout`` fraction of the training speakers validates (picks the epoch); the val and
     test splits are never read."""
     import pandas as pd
 
     from emoflow.dataset.holdout import fit_roles
-    from emoflow.features.base import iter_crops
+    from emoflow.faces.read import iter_crops
 
     if len(crop_inputs) % 4:
         raise ValueError("crop inputs come in fours per shard: sheet, face videos, crops, faces")
@@ -180,8 +199,10 @@ def training_crops(manifest: str, crop_inputs: list[str], classes: list[str], si
             ys.append(np.full(len(grey), classes.index(label)))
             gs.append(np.full(len(grey), item.video_id, dtype=object))
     if not parts["fit"][0] or not parts["holdout"][0]:
-        raise EmoflowError(f"{manifest}: the frame CNN needs face crops of training videos of at least 2 speakers "
-                           "(a held-out part of the training speakers picks the epoch)")  # fmt: skip
+        raise EmoflowError(
+            f"{manifest}: the frame CNN needs face crops of training videos of at least 2 speakers "
+            "(a held-out part of the training speakers picks the epoch)"
+        )
     (tx, ty, _), (vx, vy, vg) = (tuple(np.concatenate(a) for a in parts[s]) for s in ("fit", "holdout"))
     return ImageSet(list(classes), tx, ty.astype(np.int64), vx, vy.astype(np.int64), val_groups=vg, source="crops")
 
@@ -206,8 +227,11 @@ def resize(images: np.ndarray, size: int) -> np.ndarray:
     return np.stack([np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR)) for im in images])
 
 
-def load(train: dict, *, manifest: str, crop_inputs: list[str], classes: list[str], size: int, seed: int) -> ImageSet:
-    """The image set a ``train:`` config block names (see the module docstring)."""
+def load(
+    train: dict, *, manifest: str | None, crop_inputs: list[str], classes: list[str], size: int, seed: int
+) -> ImageSet:
+    """The image set a ``train:`` config block names (see the module docstring); only
+    ``crops`` reads the videos' ``manifest``."""
     source = train.get("source", "crops")
     frac = float(train.get("val_fraction", 0.1))
     if source == "fer2013":
@@ -215,5 +239,7 @@ def load(train: dict, *, manifest: str, crop_inputs: list[str], classes: list[st
     if source == "folder":
         return image_folder(train["path"], size, frac, seed)
     if source == "crops":
+        if not manifest:
+            raise EmoflowError("frame CNN: train.source crops needs the videos' manifest (--manifest)")
         return training_crops(manifest, crop_inputs, classes, size, float(train.get("holdout", 0.2)), seed)
     raise EmoflowError(f"frame CNN: unknown train.source {source!r} (fer2013, folder or crops)")

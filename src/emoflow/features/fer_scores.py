@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emoflow.evaluate import metrics
 from emoflow.features.base import Extractor, Output
 from emoflow.features.face_images import central_crop
 
@@ -137,23 +138,28 @@ def evaluate_fer2013(
     model, size = load(threads=threads)
     probs, _ = predict(model, preprocess(grey, size), 256)
     pred = probs.argmax(1)
-    present = np.unique(y)
-    recalls = {CLASSES[c]: float(np.mean(pred[y == c] == c)) for c in present}
-    accuracy, uar = float(np.mean(pred == y)), float(np.mean(list(recalls.values())))
-    return {"split": split, "n": int(len(y)), "accuracy": accuracy, "uar": uar, "recall": recalls}
+    recalls = {CLASSES[c]: float(np.mean(pred[y == c] == c)) for c in np.unique(y)}
+    sc = metrics.scores(y, pred, len(CLASSES))
+    return {"split": split, "n": sc["n"], "accuracy": sc["accuracy"], "uar": sc["uar"], "recall": recalls}
 
 
 def framing_grid(
-    results: str, manifest: str, split: str, crops: list[float], centers: list[float],
-    frames_per_video: int = 4, threads: int = 1,
-) -> list[dict]:  # fmt: skip
+    results: str,
+    manifest: str,
+    split: str,
+    crops: list[float],
+    centers: list[float],
+    frames_per_video: int = 4,
+    threads: int = 1,
+) -> list[dict]:
     """Video accuracy of the packaged model on one manifest split of a workflow run for every
     (crop, center_y) framing: per video, the class of the mean probability over up to
     ``frames_per_video`` evenly spaced face frames.  Only the labels of ``split`` are read, so
     the framing can be chosen on the training split."""
     import pandas as pd
 
-    from emoflow.features.base import iter_crops
+    from emoflow.faces.read import iter_crops
+    from emoflow.workflow.layout import Layout
 
     man = pd.read_csv(manifest, dtype=str, keep_default_na=False).set_index("video_id")
     man = man[man["split"] == split]
@@ -161,7 +167,7 @@ def framing_grid(
     color, owner, labels = [], [], []
     for sheet in sorted((res / "shards").glob("*.parquet")):
         s = sheet.stem
-        for item in iter_crops(str(sheet), *(str(res / f) for f in (f"faces/{s}.videos.parquet", f"crops/{s}.parquet", f"faces/{s}.parquet"))):
+        for item in iter_crops(*Layout(str(res)).crop_inputs(s)):
             if item.data is None or item.video_id not in man.index or man.at[item.video_id, "label"] not in CLASSES:
                 continue
             take = np.unique(np.linspace(0, len(item.data) - 1, frames_per_video).round().astype(int))
@@ -179,8 +185,16 @@ def framing_grid(
             video = np.zeros((len(y), len(CLASSES)))
             np.add.at(video, owner, probs)
             pred = video.argmax(1)
-            uar = float(np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)]))
-            rows.append({"crop": crop, "center_y": center, "videos": int(len(y)), "accuracy": float(np.mean(pred == y)), "uar": uar})
+            uar = metrics.scores(y, pred, len(CLASSES))["uar"]
+            rows.append(
+                {
+                    "crop": crop,
+                    "center_y": center,
+                    "videos": int(len(y)),
+                    "accuracy": float(np.mean(pred == y)),
+                    "uar": uar,
+                }
+            )
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -208,7 +222,9 @@ def main(argv=None) -> int:
     if args.command == "evaluate":
         print(json.dumps(evaluate_fer2013(args.parquet, args.split, threads=args.threads), indent=1))
         return 0
-    rows = framing_grid(args.results, args.manifest, args.split, args.crops, args.centers, args.frames_per_video, args.threads)
+    rows = framing_grid(
+        args.results, args.manifest, args.split, args.crops, args.centers, args.frames_per_video, args.threads
+    )
     best = max(rows, key=lambda r: (r["accuracy"], r["uar"]))
     print("best:", json.dumps(best))
     return 0

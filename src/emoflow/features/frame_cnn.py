@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from emoflow.errors import EmoflowError
+from emoflow.evaluate import metrics
 from emoflow.features.base import Extractor, Output
 from emoflow.nets.common import load_matching
 
@@ -56,10 +57,21 @@ DEFAULT_LAYER = {"vgg": "fc", "resnet": "pool"}
 
 class FrameCNN(Extractor):
     defaults = {
-        "model": None, "arch": "vgg", "net": {}, "size": 48, "train": {"source": "crops"}, "epochs": 30, "training": {},
-        "init": None, "seed": 0, "layers": None, "probs": False, "batch_size": 256, "device": "auto",
+        "model": None,
+        "arch": "vgg",
+        "net": {},
+        "size": 48,
+        "train": {"source": "crops"},
+        "epochs": 30,
+        "training": {},
+        "init": None,
+        "seed": 0,
+        "layers": None,
+        "probs": False,
+        "batch_size": 256,
+        "device": "auto",
         "framing": None,
-    }  # fmt: skip
+    }
     level = "frame"
 
     def setup(self) -> None:
@@ -84,8 +96,12 @@ class FrameCNN(Extractor):
             raise ValueError("frame_cnn: no output (layers is empty and probs is false)")
         unknown = [name for name in self.layers if name not in self.net.dims]
         if unknown:
-            raise ValueError(f"frame_cnn: unknown layer(s) {unknown} of {self.meta['arch']} (known: {sorted(self.net.dims)})")
-        self._dim = sum(self.net.dims[name] for name in self.layers) + (len(self.meta["classes"]) if self.params["probs"] else 0)
+            raise ValueError(
+                f"frame_cnn: unknown layer(s) {unknown} of {self.meta['arch']} (known: {sorted(self.net.dims)})"
+            )
+        self._dim = sum(self.net.dims[name] for name in self.layers) + (
+            len(self.meta["classes"]) if self.params["probs"] else 0
+        )
 
     @property
     def dim(self) -> int:
@@ -107,7 +123,9 @@ class FrameCNN(Extractor):
         out = []
         with torch.no_grad():
             for s in batches(len(grey), self.params["batch_size"]):
-                f = self.net.features(to_tensor(grey[s], self.meta["mean"], self.meta["std"], self.device), tuple(set(want)))
+                f = self.net.features(
+                    to_tensor(grey[s], self.meta["mean"], self.meta["std"], self.device), tuple(set(want))
+                )
                 parts = [f[name] for name in self.layers]
                 if self.params["probs"]:
                     parts.append(torch.softmax(f["logits"], 1))
@@ -118,8 +136,18 @@ class FrameCNN(Extractor):
 VOTES_DEFAULT = "{data_root}/ferplus/ferplus_votes.parquet"
 
 
-def fit(manifest: str, out: str, crop_inputs: list[str], params: dict, classes: list[str], resume: str | None = None,
-        threads: int = 1, log=None, label_noise: dict | None = None, faces_out: str | None = None) -> dict:  # fmt: skip
+def fit(
+    manifest: str,
+    out: str,
+    crop_inputs: list[str],
+    params: dict,
+    classes: list[str],
+    resume: str | None = None,
+    threads: int = 1,
+    log=None,
+    label_noise: dict | None = None,
+    faces_out: str | None = None,
+) -> dict:
     """Train per ``params`` (a frame_cnn config entry); write ``out`` (.json) and its .pt.
 
     ``label_noise`` ``{rate, seed}`` flips that fraction of the training labels (training
@@ -139,7 +167,9 @@ def fit(manifest: str, out: str, crop_inputs: list[str], params: dict, classes: 
     p = {**FrameCNN.defaults, **params}
     setup_torch(threads, seed=p["seed"])
     t0 = time.time()
-    data = face_images.load(p["train"] or {}, manifest=manifest, crop_inputs=crop_inputs, classes=classes, size=p["size"], seed=p["seed"])
+    data = face_images.load(
+        p["train"] or {}, manifest=manifest, crop_inputs=crop_inputs, classes=classes, size=p["size"], seed=p["seed"]
+    )
     log.info("%s: %s images (%d classes)", data.source, data.counts(), len(data.classes))
     true_train_y = data.train_y
     flipped = np.zeros(len(data.train_y), bool)
@@ -149,7 +179,13 @@ def fit(manifest: str, out: str, crop_inputs: list[str], params: dict, classes: 
         rate, nseed = float(label_noise["rate"]), int(label_noise.get("seed", 0))
         data.train_y, flipped = flip_labels(data.train_y, rate, len(data.classes), nseed)
         data.val_y, _ = flip_labels(data.val_y, rate, len(data.classes), nseed + 1)
-        log.info("label noise: %d of %d training labels flipped (rate %.2f, seed %d)", flipped.sum(), len(flipped), rate, nseed)
+        log.info(
+            "label noise: %d of %d training labels flipped (rate %.2f, seed %d)",
+            flipped.sum(),
+            len(flipped),
+            rate,
+            nseed,
+        )
     device = pick_device(p["device"])
     model = build(p["arch"], len(data.classes), size=p["size"], **p["net"])
     if p["init"]:
@@ -159,17 +195,43 @@ def fit(manifest: str, out: str, crop_inputs: list[str], params: dict, classes: 
     if label_noise:
         tcfg["label_noise"] = {"rate": float(label_noise.get("rate", 0)), "seed": int(label_noise.get("seed", 0))}
     objective = _objective(p, data, model, tcfg, log)
-    res = trainer.fit(model, data.train_x, data.train_y, data.val_x, data.val_y, tcfg, device, mean, std, resume, data.val_groups,
-                      objective=objective)  # fmt: skip
+    res = trainer.fit(
+        model,
+        data.train_x,
+        data.train_y,
+        data.val_x,
+        data.val_y,
+        tcfg,
+        device,
+        mean,
+        std,
+        resume,
+        data.val_groups,
+        objective=objective,
+    )
     log.info("best epoch %d: validation accuracy %.4f (%.0f s)", res.best_epoch, res.best_val_acc, res.seconds)
     meta = {
-        "arch": p["arch"], "net": p["net"], "size": p["size"], "classes": data.classes, "mean": mean, "std": std,
-        "source": data.source, "counts": data.counts(), "best_epoch": res.best_epoch, "val_accuracy": res.best_val_acc,
-        "val_scored_per": "video" if data.val_groups is not None else "image", "chance": 1.0 / len(data.classes),
-        "epochs": p["epochs"], "resumed_from_epoch": res.resumed_from, "train_seconds": round(res.seconds, 1),
-        "history": res.history, "training": {**trainer.DEFAULTS, **tcfg}, "device": str(device), "threads": threads,
+        "arch": p["arch"],
+        "net": p["net"],
+        "size": p["size"],
+        "classes": data.classes,
+        "mean": mean,
+        "std": std,
+        "source": data.source,
+        "counts": data.counts(),
+        "best_epoch": res.best_epoch,
+        "val_accuracy": res.best_val_acc,
+        "val_scored_per": "video" if data.val_groups is not None else "image",
+        "chance": 1.0 / len(data.classes),
+        "epochs": p["epochs"],
+        "resumed_from_epoch": res.resumed_from,
+        "train_seconds": round(res.seconds, 1),
+        "history": res.history,
+        "training": {**trainer.DEFAULTS, **tcfg},
+        "device": str(device),
+        "threads": threads,
         "targets": tcfg.get("targets", "hard"),
-    }  # fmt: skip
+    }
     if faces_out:
         _write_faces(faces_out, data, true_train_y, flipped, objective)
     if data.test_x is not None and len(data.test_x):
@@ -177,9 +239,15 @@ def fit(manifest: str, out: str, crop_inputs: list[str], params: dict, classes: 
             probs = trainer.predict(model, data.test_x, mean, std, device, flip_tta=tta)
             pred = probs.argmax(1)
             key = "test_flip_tta" if tta else "test"
-            meta[key] = {"accuracy": float(np.mean(pred == data.test_y)), "uar": trainer.uar(pred, data.test_y, len(data.classes)),
-                         "n": int(len(data.test_y))}  # fmt: skip
-            log.info("%s: accuracy %.4f, UAR %.4f on %d images", key, meta[key]["accuracy"], meta[key]["uar"], len(data.test_y))
+            sc = metrics.scores(data.test_y, pred, len(data.classes))
+            meta[key] = {"accuracy": sc["accuracy"], "uar": sc["uar"], "n": sc["n"]}
+            log.info(
+                "%s: accuracy %.4f, UAR %.4f on %d images",
+                key,
+                meta[key]["accuracy"],
+                meta[key]["uar"],
+                len(data.test_y),
+            )
     meta["total_seconds"] = round(time.time() - t0, 1)
     outp = Path(out)
     with atomic_path(outp.with_suffix(".pt"), suffix=".pt") as tmp:
@@ -196,7 +264,9 @@ def _objective(p: dict, data, model, tcfg: dict, log):
     if targets == "hard":
         return None
     if data.train_rows is None or not (p.get("train") or {}).get("source") == "fer2013":
-        raise EmoflowError(f"training.targets {targets}: needs train.source fer2013 (the FER+ votes are per FER2013 face)")
+        raise EmoflowError(
+            f"training.targets {targets}: needs train.source fer2013 (the FER+ votes are per FER2013 face)"
+        )
     counts = None
     u = {**ldl.UNCERTAINTY_DEFAULTS, **(tcfg.get("uncertainty") or {})}
     if targets == "votes" or u["aux"] == "va":
@@ -211,9 +281,17 @@ def _objective(p: dict, data, model, tcfg: dict, log):
         aux_features = _frozen_features(u["aux_model"], data.train_x)
     layer = DEFAULT_LAYER[p["arch"]]
     return ldl.build_objective(
-        targets, labels=data.train_y, classes=data.classes, counts=counts, layer=layer, feat_dim=model.dims[layer],
-        batch_size=int(tcfg.get("batch_size") or 128), cfg=tcfg, aux_features=aux_features, log=log.info,
-    )  # fmt: skip
+        targets,
+        labels=data.train_y,
+        classes=data.classes,
+        counts=counts,
+        layer=layer,
+        feat_dim=model.dims[layer],
+        batch_size=int(tcfg.get("batch_size") or 128),
+        cfg=tcfg,
+        aux_features=aux_features,
+        log=log.info,
+    )
 
 
 def load_fitted(meta_path: str, what: str = "frame CNN fit"):
@@ -245,7 +323,11 @@ def _frozen_features(meta_path: str, images: np.ndarray) -> np.ndarray:
     out = []
     with torch.no_grad():
         for s in batches(len(images), 512):
-            out.append(net.features(to_tensor(images[s], meta["mean"], meta["std"], torch.device("cpu")), (layer,))[layer].numpy())
+            out.append(
+                net.features(to_tensor(images[s], meta["mean"], meta["std"], torch.device("cpu")), (layer,))[
+                    layer
+                ].numpy()
+            )
     return np.concatenate(out)
 
 
@@ -258,25 +340,35 @@ def _write_faces(path: str, data, true_y: np.ndarray, flipped: np.ndarray, objec
     if hasattr(objective, "lam"):  # learned λ; null for faces without neighbours (their λ is fixed at 1)
         lam = [float(v) if h else None for v, h in zip(objective.lam(), objective.has.cpu().numpy())]
     rows = data.train_rows if data.train_rows is not None else np.arange(len(true_y))
-    table = pa.table({
-        "row": pa.array(rows, pa.int64()), "label": pa.array(true_y, pa.int64()), "given": pa.array(data.train_y, pa.int64()),
-        "flipped": pa.array(flipped, pa.bool_()),
-        "lam": pa.array(lam if lam is not None else [None] * len(true_y), pa.float32()),
-    })  # fmt: skip
+    table = pa.table(
+        {
+            "row": pa.array(rows, pa.int64()),
+            "label": pa.array(true_y, pa.int64()),
+            "given": pa.array(data.train_y, pa.int64()),
+            "flipped": pa.array(flipped, pa.bool_()),
+            "lam": pa.array(lam if lam is not None else [None] * len(true_y), pa.float32()),
+        }
+    )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_table(table, path)
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="emoflow frame-cnn", description="Train the frame CNN (fit) for the frame_cnn extractor.")
+    ap = argparse.ArgumentParser(
+        prog="emoflow frame-cnn", description="Train the frame CNN (fit) for the frame_cnn extractor."
+    )
     ap.add_argument("fit", choices=["fit"])
-    ap.add_argument("manifest")
     ap.add_argument("out", help="model metadata JSON (the .pt weights are written beside it)")
-    ap.add_argument("--crops", nargs="*", default=[], help="per shard: sheet, face videos, crops, faces (for train.source crops)")
+    ap.add_argument(
+        "--manifest", nargs="?", help="the videos' manifest (train.source crops: their labels and speakers)"
+    )
+    ap.add_argument(
+        "--crops", nargs="*", default=[], help="per shard: sheet, face videos, crops, faces (for train.source crops)"
+    )
     ap.add_argument("--config", required=True, help="JSON: this extractor's config entry (+ data_root)")
     ap.add_argument("--classes", required=True, help="JSON list: the workflow's label space")
-    ap.add_argument("--resume", help="folder for the per-epoch resume checkpoint")
+    ap.add_argument("--resume", help="folder for the per-epoch resume checkpoint (default: OUT with .resume for .json)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     from emoflow import logs
@@ -299,7 +391,8 @@ def main(argv=None) -> int:
     if (params.get("train") or {}).get("path"):
         params["train"] = {**params["train"], "path": params["train"]["path"].replace("{data_root}", root)}
     try:
-        fit(args.manifest, args.out, args.crops, params, json.loads(args.classes), args.resume, args.threads, log)
+        resume = args.resume or str(Path(args.out).with_suffix(".resume"))
+        fit(args.manifest, args.out, args.crops, params, json.loads(args.classes), resume, args.threads, log)
     except EmoflowError as exc:
         log.error("%s", exc)
         return 1

@@ -149,5 +149,7 @@ class Geometry(Extractor):
             pts = self.landmarks68(clip)
         else:
             pts = np.asarray(clip.landmarks, np.float64).reshape(-1, 5, 2)
-        values = np.concatenate([shape_features(pts, self.params["derotate"]), pose_features(pts, clip.frame_size)], axis=1)
+        values = np.concatenate(
+            [shape_features(pts, self.params["derotate"]), pose_features(pts, clip.frame_size)], axis=1
+        )
         return Output(values.astype(np.float32), times=clip.times, frames=clip.frames)

@@ -62,9 +62,14 @@ class HOG(Extractor):
         p = self.params
         cells, blocks = (p["pixels_per_cell"],) * 2, (p["cells_per_block"],) * 2
         h = hog(
-            image, orientations=p["orientations"], pixels_per_cell=cells, cells_per_block=blocks, block_norm=p["block_norm"],
-            transform_sqrt=p["transform_sqrt"], feature_vector=True,
-        )  # fmt: skip
+            image,
+            orientations=p["orientations"],
+            pixels_per_cell=cells,
+            cells_per_block=blocks,
+            block_norm=p["block_norm"],
+            transform_sqrt=p["transform_sqrt"],
+            feature_vector=True,
+        )
         return h.astype(np.float32)
 
     def extract(self, clip) -> Output | None:

@@ -77,7 +77,7 @@ class LBPTOP(Extractor):
         out = [
             histograms(c[m : t - m, m : h - m, m : w - m].reshape(1, -1), blocks, n_blocks, self.n_bins)[0]
             for c in (xy, xt, yt)
-        ]  # fmt: skip
+        ]
         return np.concatenate(out)
 
     def extract(self, clip) -> Output | None:

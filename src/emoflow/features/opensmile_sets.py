@@ -23,7 +23,9 @@ class OpenSmile(Extractor):
             raise ValueError(f"openSMILE feature_set {fs!r} is not one of {', '.join(SETS)}")
         if lvl not in ("functionals", "lld"):
             raise ValueError(f"openSMILE level must be 'functionals' or 'lld', not {lvl!r}")
-        level = opensmile.FeatureLevel.Functionals if lvl == "functionals" else opensmile.FeatureLevel.LowLevelDescriptors
+        level = (
+            opensmile.FeatureLevel.Functionals if lvl == "functionals" else opensmile.FeatureLevel.LowLevelDescriptors
+        )
         self.smile = opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, fs), feature_level=level)
         self.level = "video" if lvl == "functionals" else "frame"
         self.names = list(self.smile.feature_names)

@@ -37,8 +37,9 @@ REGISTRY: dict[str, Entry] = {
     "fer_scores": Entry("emoflow.features.fer_scores", "FERScores", "crops", "visual-tf", gpu=True),
     "c3d": Entry("emoflow.features.c3d", "C3D", "crops", "visual-torch", gpu=True, fitted=True),
     # the 16-d expression-similarity embedding (emoflow.similarity), trained on face triplets
-    "expression_embedding": Entry("emoflow.similarity.extractor", "ExpressionEmbedding", "crops", "visual-torch", gpu=True,
-                                  fitted=True),
+    "expression_embedding": Entry(
+        "emoflow.similarity.extractor", "ExpressionEmbedding", "crops", "visual-torch", gpu=True, fitted=True
+    ),
 }
 
 

@@ -27,7 +27,14 @@ class MFCC(_Frames):
 
         y, sr = item
         p = self.params
-        m = librosa.feature.mfcc(y=np.asarray(y, np.float32), sr=sr, n_mfcc=p["n_mfcc"], n_fft=p["n_fft"], hop_length=p["hop"], n_mels=p["n_mels"])
+        m = librosa.feature.mfcc(
+            y=np.asarray(y, np.float32),
+            sr=sr,
+            n_mfcc=p["n_mfcc"],
+            n_fft=p["n_fft"],
+            hop_length=p["hop"],
+            n_mels=p["n_mels"],
+        )
         feats = [m]
         for order in range(1, p["deltas"] + 1):
             width = min(9, m.shape[1] if m.shape[1] % 2 else m.shape[1] - 1)
@@ -54,6 +61,12 @@ def log_mel(y, sr, n_mels=64, n_fft=400, hop=160, fmin=60.0, fmax=7800.0) -> np.
     import librosa
 
     s = librosa.feature.melspectrogram(
-        y=np.asarray(y, np.float32), sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels, fmin=fmin, fmax=min(fmax, sr / 2)
+        y=np.asarray(y, np.float32),
+        sr=sr,
+        n_fft=n_fft,
+        hop_length=hop,
+        n_mels=n_mels,
+        fmin=fmin,
+        fmax=min(fmax, sr / 2),
     )
     return np.log(s + 1e-6).astype(np.float32)

@@ -46,7 +46,9 @@ class TfIdf(Extractor):
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="emoflow tfidf-fit", description="Fit TF-IDF on the training split's transcripts.")
+    ap = argparse.ArgumentParser(
+        prog="emoflow tfidf-fit", description="Fit TF-IDF on the training split's transcripts."
+    )
     ap.add_argument("fit", choices=["fit"])
     ap.add_argument("manifest")
     ap.add_argument("out")

@@ -46,9 +46,16 @@ import numpy as np
 
 from emoflow.evaluate.metrics import scores
 from emoflow.fusion.search import (
-    cv_score_weights, fuse, fuse_present, fuse_product, greedy_select, log_scores, search_weights, secondary_metric,
+    cv_score_weights,
+    fuse,
+    fuse_present,
+    fuse_product,
+    greedy_select,
+    log_scores,
+    search_weights,
+    secondary_metric,
     stack_probs,
-)  # fmt: skip
+)
 from emoflow.fusion.stacking import Stacker
 
 METHODS = ("weighted", "product", "caruana", "stacking")
@@ -56,7 +63,9 @@ METHODS = ("weighted", "product", "caruana", "stacking")
 
 def _floats(d: Mapping) -> dict:
     """Scores dict with plain Python numbers (JSON-able)."""
-    return {k: (int(v) if k in ("n", "folds") else float(v)) for k, v in d.items() if not isinstance(v, (list, dict, bool))}
+    return {
+        k: (int(v) if k in ("n", "folds") else float(v)) for k, v in d.items() if not isinstance(v, (list, dict, bool))
+    }
 
 
 def choose(
@@ -100,14 +109,18 @@ def choose(
                 cv = cv_score_weights(inputs, y, groups, folds, metric=metric, seed=seed, present=mask, **search_kw)
             else:
                 w, _ = greedy_select(probs, y, metric=metric, present=mask)
-                cv = cv_score_weights(probs, y, groups, folds, metric=metric, seed=seed, selector=greedy_select, present=mask)
+                cv = cv_score_weights(
+                    probs, y, groups, folds, metric=metric, seed=seed, selector=greedy_select, present=mask
+                )
             results[method] = {
                 "weights": {name: float(v) for name, v in zip(names, w)},
                 "fit": _floats(scores(y, fuse_present(np.stack(inputs), w, mask).argmax(axis=1), n_classes)),
                 "cv": {**_floats(cv), "fold_weights": cv["fold_weights"]},
             }
         else:
-            st = Stacker(**{"folds": folds, "metric": metric, "seed": seed, **(stacking_kw or {})}).fit(probs, y, groups)
+            st = Stacker(**{"folds": folds, "metric": metric, "seed": seed, **(stacking_kw or {})}).fit(
+                probs, y, groups
+            )
             results[method] = {
                 "model": st.to_dict(),
                 "fit": _floats(scores(y, st.predict_proba(probs).argmax(axis=1), n_classes)),
@@ -124,7 +137,8 @@ def choose(
     ]
     order = list(methods)
     best = max(
-        order, key=lambda m: (round(results[m]["cv"][metric], 10), round(results[m]["cv"][secondary], 10), -order.index(m))
+        order,
+        key=lambda m: (round(results[m]["cv"][metric], 10), round(results[m]["cv"][secondary], 10), -order.index(m)),
     )
     return {
         "method": best,
@@ -140,7 +154,9 @@ def choose(
     }
 
 
-def apply(choice: Mapping, probs: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+def apply(
+    choice: Mapping, probs: Mapping[str, np.ndarray], present: Mapping[str, np.ndarray] | None = None
+) -> np.ndarray:
     """Fused (n, C) probabilities of ``probs`` (e.g. test) under ``choice`` from :func:`choose`.
 
     Weighted methods need only the models with non-zero weight; stacking needs all of them.

@@ -200,7 +200,12 @@ class _Scorer:
 def _key(prim: float, sec: float, w: np.ndarray) -> tuple:
     """Sort key (larger is better) implementing the documented tie-break."""
     w = np.round(w / w.sum(), _DECIMALS)
-    return (round(float(prim), _DECIMALS), round(float(sec), _DECIMALS), -round(float(w @ w), _DECIMALS), tuple(w.tolist()))
+    return (
+        round(float(prim), _DECIMALS),
+        round(float(sec), _DECIMALS),
+        -round(float(w @ w), _DECIMALS),
+        tuple(w.tolist()),
+    )
 
 
 def _best_index(weights: np.ndarray, prim: np.ndarray, sec: np.ndarray) -> int:
@@ -208,7 +213,11 @@ def _best_index(weights: np.ndarray, prim: np.ndarray, sec: np.ndarray) -> int:
     w = np.round(weights / weights.sum(axis=1, keepdims=True), _DECIMALS)
     sumsq = np.round((w * w).sum(axis=1), _DECIMALS)
     # np.lexsort: last key is the primary one; ascending, so negate what should be large.
-    keys = [-w[:, j] for j in reversed(range(w.shape[1]))] + [sumsq, -np.round(sec, _DECIMALS), -np.round(prim, _DECIMALS)]
+    keys = [-w[:, j] for j in reversed(range(w.shape[1]))] + [
+        sumsq,
+        -np.round(sec, _DECIMALS),
+        -np.round(prim, _DECIMALS),
+    ]
     return int(np.lexsort(keys)[0])
 
 
@@ -317,8 +326,9 @@ def search_weights(
     return cands[b] / cands[b].sum(), float(prim[b])
 
 
-def greedy_select(probs: Sequence[np.ndarray], y, *, metric: str = "accuracy", n_iter: int = 50,
-                  present=None) -> tuple[np.ndarray, float]:  # fmt: skip
+def greedy_select(
+    probs: Sequence[np.ndarray], y, *, metric: str = "accuracy", n_iter: int = 50, present=None
+) -> tuple[np.ndarray, float]:
     """Caruana et al. (2004) ensemble selection: forward selection of models with replacement.
 
     Starts from the best single model; each iteration adds (again, possibly) the model whose

@@ -179,7 +179,8 @@ class Stacker:
         stacked = stack_probs(probs_list)
         if stacked.shape[0] != self.n_models or stacked.shape[2] != self.n_classes:
             raise ValueError(
-                f"expected {self.n_models} models x {self.n_classes} classes, " f"got {stacked.shape[0]} x {stacked.shape[2]}"
+                f"expected {self.n_models} models x {self.n_classes} classes, "
+                f"got {stacked.shape[0]} x {stacked.shape[2]}"
             )
         x = _features(stacked, self.features, self.eps)
         return _predict(x, self.coef, self.intercept, self.classes, self.n_classes)

@@ -36,8 +36,11 @@ from emoflow.tables import predictions as predictions_schema
 def select(reports: dict[str, dict], group: dict) -> list[str]:
     """Experiment names of a group, from their classify reports (modality, feature)."""
     mods = group.get("modalities")
-    out = [n for n, r in reports.items()
-           if (not mods or r.get("modality") in mods) and r.get("feature") not in (group.get("exclude_features") or [])]  # fmt: skip
+    out = [
+        n
+        for n, r in reports.items()
+        if (not mods or r.get("modality") in mods) and r.get("feature") not in (group.get("exclude_features") or [])
+    ]
     return sorted(out)
 
 
@@ -75,20 +78,36 @@ def run(splits_path, pred_paths, report_paths, cfg, log) -> tuple[dict, dict]:
     log.info("fusing %d experiments on %d validation videos: %s", len(names), val.sum(), ", ".join(names))
     present = {n: ~preds[n]["missing"].to_numpy(bool) for n in names}
     choice = choose(
-        {n: p[val] for n, p in probs.items()}, y[val], sp["speaker"].to_numpy()[val],
-        methods=tuple(cfg.get("methods", ("weighted", "stacking"))), metric=ev.get("metric", "accuracy"),
-        folds=int(cfg.get("folds", 5)), seed=int(ev.get("seed", 0)), search_kw={"step": float(cfg.get("step", 0.05))},
+        {n: p[val] for n, p in probs.items()},
+        y[val],
+        sp["speaker"].to_numpy()[val],
+        methods=tuple(cfg.get("methods", ("weighted", "stacking"))),
+        metric=ev.get("metric", "accuracy"),
+        folds=int(cfg.get("folds", 5)),
+        seed=int(ev.get("seed", 0)),
+        search_kw={"step": float(cfg.get("step", 0.05))},
         present={n: m[val] for n, m in present.items()},
-    )  # fmt: skip
+    )
     fused = apply(choice, probs, present)
     pred = fused.argmax(1)
-    choice["scores"] = {s: scores(y[split == s], pred[split == s], len(classes)) for s in ("train", "val", "test") if (split == s).any()}
+    choice["scores"] = {
+        s: scores(y[split == s], pred[split == s], len(classes)) for s in ("train", "val", "test") if (split == s).any()
+    }
     choice["group"] = {"name": cfg.get("name"), **group}
-    log.info("chose %s (cv %s %.3f); val %.3f, test %s", choice["method"], choice["metric"],
-             next(r for r in choice["table"] if r["method"] == choice["method"])[f"cv_{choice['metric']}"],
-             choice["scores"]["val"]["accuracy"], choice["scores"].get("test", {}).get("accuracy"))  # fmt: skip
-    columns = {"video_id": first["video_id"].tolist(), "split": split.tolist(), "label": first["label"].tolist(),
-               "missing": [False] * len(split)} | {f"p_{c}": fused[:, i] for i, c in enumerate(classes)}  # fmt: skip
+    log.info(
+        "chose %s (cv %s %.3f); val %.3f, test %s",
+        choice["method"],
+        choice["metric"],
+        next(r for r in choice["table"] if r["method"] == choice["method"])[f"cv_{choice['metric']}"],
+        choice["scores"]["val"]["accuracy"],
+        choice["scores"].get("test", {}).get("accuracy"),
+    )
+    columns = {
+        "video_id": first["video_id"].tolist(),
+        "split": split.tolist(),
+        "label": first["label"].tolist(),
+        "missing": [False] * len(split),
+    } | {f"p_{c}": fused[:, i] for i, c in enumerate(classes)}
     return choice, columns
 
 

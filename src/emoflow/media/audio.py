@@ -17,6 +17,7 @@ import ffmpeg
 import numpy as np
 
 from emoflow import logs, tables
+from emoflow.items import Item
 from emoflow.media.ffmpeg import Process, last_line, require
 from emoflow.storage import atomic_dir, read_table, write_rows
 
@@ -105,6 +106,17 @@ def run(sheet, probe, index_out, wav_dir_out, skips_out, cfg, threads=1) -> tupl
     write_rows(rows, index_out, tables.AUDIO)
     write_rows(skips, skips_out, tables.SKIPS)
     return len(rows), sum(r["has_audio"] for r in rows), len(skips)
+
+
+def iter_audio(index_path: str, wav_dir: str, min_dbfs: float):
+    for row in read_table(index_path).to_pylist():
+        vid = row["video_id"]
+        if not row["has_audio"]:
+            yield Item(vid, None, "no audio")
+        elif row["rms_dbfs"] is not None and row["rms_dbfs"] < min_dbfs:
+            yield Item(vid, None, f"silent audio ({row['rms_dbfs']:.1f} dBFS)")
+        else:
+            yield Item(vid, read_wav(Path(wav_dir) / row["wav"]))
 
 
 def main(argv=None) -> int:

@@ -50,7 +50,9 @@ def ffprobe(path: str | os.PathLike, timeout: float) -> dict:
         raise MediaError(f"{path}: ffprobe did not finish within {timeout:g} s") from None
     err = proc.stderr.decode("utf-8", "replace")
     if proc.returncode != 0:
-        raise MediaError(f"{path}: not a readable media file ({last_line(err, path) or f'ffprobe exit {proc.returncode}'})")
+        raise MediaError(
+            f"{path}: not a readable media file ({last_line(err, path) or f'ffprobe exit {proc.returncode}'})"
+        )
     try:
         info = json.loads(proc.stdout.decode("utf-8", "replace") or "{}")
     except json.JSONDecodeError:

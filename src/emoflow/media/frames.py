@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from emoflow import logs, tables
+from emoflow.items import Item
 from emoflow.media.ffmpeg import Process, last_line, require
 from emoflow.storage import AtomicParquetWriter, read_table, write_rows
 
@@ -40,7 +41,9 @@ def output_size(width: int, height: int, max_side: int | None) -> tuple[int, int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def decode_command(path: str, size: tuple[int, int], fps: float | None, threads: int = 1, eof_pass: bool = False) -> list[str]:
+def decode_command(
+    path: str, size: tuple[int, int], fps: float | None, threads: int = 1, eof_pass: bool = False
+) -> list[str]:
     """ffmpeg argument list that writes sampled, scaled rgb24 frames to stdout.
     ``eof_pass``: the fps filter passes the last frame at the end of the stream (used
     for clips shorter than one sampling step, and stills, which give no frame otherwise)."""
@@ -48,7 +51,9 @@ def decode_command(path: str, size: tuple[int, int], fps: float | None, threads:
     if fps:
         video = video.filter("fps", fps=fps, **({"eof_action": "pass"} if eof_pass else {}))
     video = video.filter("scale", size[0], size[1], flags="area")
-    out = ffmpeg.output(video, "pipe:", format="rawvideo", pix_fmt="rgb24", **({} if fps else {"fps_mode": "passthrough"}))
+    out = ffmpeg.output(
+        video, "pipe:", format="rawvideo", pix_fmt="rgb24", **({} if fps else {"fps_mode": "passthrough"})
+    )
     return out.global_args("-nostdin", "-loglevel", "error", "-threads", str(threads)).compile(cmd=require("ffmpeg"))
 
 
@@ -131,7 +136,9 @@ def extract_video(video_id, path, probe_row, cfg, writer, threads=1) -> VideoRes
     elif rc != 0:
         reason = f"{path}: ffmpeg failed ({last_line(err, path) or f'exit code {rc}'})"
     elif err.strip() and expected and n < 0.9 * expected - 1:
-        reason = f"{path}: decoding stopped early, at {n} of about {expected} frames (truncated? {last_line(err, path)})"
+        reason = (
+            f"{path}: decoding stopped early, at {n} of about {expected} frames (truncated? {last_line(err, path)})"
+        )
     else:
         reason = None
     if reason and n == 0:
@@ -239,6 +246,30 @@ class FrameReader:
             if len(jpegs) * h * w * (3 if mode == "RGB" else 1) > max_decoded_bytes:
                 return t["time"].to_pylist(), LazyFrames(jpegs, h, w, mode)
         return t["time"].to_pylist(), [decode_jpeg(b, mode) for b in jpegs]
+
+
+@dataclass
+class Frames:
+    """One video's whole sampled frames: indices, times, list of HxWx3 uint8."""
+
+    video_id: str
+    frames: np.ndarray
+    times: np.ndarray
+    images: list
+
+
+def iter_frames(sheet: str, frames: str):
+    """A :class:`Frames` for every video of the shard sheet (missing: no sampled frames)."""
+    order = read_table(sheet, columns=["video_id"])["video_id"].to_pylist()
+    reader = FrameReader(frames)
+    have = set(reader.video_ids())
+    for vid in order:
+        if vid not in have:
+            yield Item(vid, None, "no sampled frames (see the frames skip table)")
+            continue
+        t = reader.table(vid)
+        images = [decode_jpeg(b, "RGB") for b in t["jpeg"].to_pylist()]
+        yield Item(vid, Frames(vid, t["frame"].to_numpy(), t["time"].to_numpy(), images))
 
 
 def main(argv=None) -> int:

@@ -54,7 +54,10 @@ def summarize(video_id: str, path: str, info: dict) -> dict:
     """A ``tables.PROBE`` row from ffprobe's JSON."""
     fmt = info.get("format", {})
     streams = info.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")), None)
+    video = next(
+        (s for s in streams if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")),
+        None,
+    )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     duration = _float(fmt.get("duration"))
     row = {

@@ -29,8 +29,16 @@ def pools(frames: int, size: int, n_blocks: int) -> list[tuple[int, int, int]]:
 
 
 class C3D(nn.Module):
-    def __init__(self, n_classes: int, frames: int = 16, size: int = 48, in_channels: int = 1,
-                 channels: tuple[int, ...] = (16, 32, 64, 128), emb_dim: int = 256, dropout: float = 0.3):  # fmt: skip
+    def __init__(
+        self,
+        n_classes: int,
+        frames: int = 16,
+        size: int = 48,
+        in_channels: int = 1,
+        channels: tuple[int, ...] = (16, 32, 64, 128),
+        emb_dim: int = 256,
+        dropout: float = 0.3,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels

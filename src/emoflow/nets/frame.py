@@ -24,8 +24,16 @@ def _conv_bn(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
 
 
 class VGG(nn.Module):
-    def __init__(self, n_classes: int, in_channels: int = 1, size: int = 48, widths=(32, 64, 128, 256), convs: int = 2,
-                 fc: int = 256, dropout: float = 0.4):  # fmt: skip
+    def __init__(
+        self,
+        n_classes: int,
+        in_channels: int = 1,
+        size: int = 48,
+        widths=(32, 64, 128, 256),
+        convs: int = 2,
+        fc: int = 256,
+        dropout: float = 0.4,
+    ):
         super().__init__()
         self.stages = nn.ModuleList()
         c = in_channels
@@ -36,7 +44,9 @@ class VGG(nn.Module):
         side = size // 2 ** len(widths)
         if side < 1:
             raise ValueError(f"input size {size} is too small for {len(widths)} pooling stages")
-        self.fc = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(c * side * side, fc), nn.BatchNorm1d(fc), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(c * side * side, fc), nn.BatchNorm1d(fc), nn.ReLU(inplace=True)
+        )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(fc, n_classes))
         self.dims = {**{f"pool{k + 1}": w for k, w in enumerate(widths)}, "fc": fc, "logits": n_classes}
 
@@ -70,8 +80,15 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    def __init__(self, n_classes: int, in_channels: int = 1, size: int = 48, widths=(32, 64, 128, 256), blocks=(2, 2, 2, 2),
-                 dropout: float = 0.3):  # fmt: skip
+    def __init__(
+        self,
+        n_classes: int,
+        in_channels: int = 1,
+        size: int = 48,
+        widths=(32, 64, 128, 256),
+        blocks=(2, 2, 2, 2),
+        dropout: float = 0.3,
+    ):
         super().__init__()
         if len(blocks) != len(widths):
             raise ValueError("resnet: 'blocks' and 'widths' need one entry per stage")
@@ -80,7 +97,9 @@ class ResNet(nn.Module):
         c = widths[0]
         for k, (w, n) in enumerate(zip(widths, blocks)):
             stride = 1 if k == 0 else 2
-            self.stages.append(nn.Sequential(*[BasicBlock(c if i == 0 else w, w, stride if i == 0 else 1) for i in range(n)]))
+            self.stages.append(
+                nn.Sequential(*[BasicBlock(c if i == 0 else w, w, stride if i == 0 else 1) for i in range(n)])
+            )
             c = w
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(c, n_classes))
         self.dims = {**{f"stage{k + 1}": w for k, w in enumerate(widths)}, "pool": c, "logits": n_classes}

@@ -110,7 +110,10 @@ CIRCUMPLEX_DEGREES = {
     "contempt": 160.0,
 }
 CIRCUMPLEX = np.array(
-    [[0.0, 0.0] if d is None else [math.cos(math.radians(d)), math.sin(math.radians(d))] for d in (CIRCUMPLEX_DEGREES[c] for c in VOTE_COLUMNS)],
+    [
+        [0.0, 0.0] if d is None else [math.cos(math.radians(d)), math.sin(math.radians(d))]
+        for d in (CIRCUMPLEX_DEGREES[c] for c in VOTE_COLUMNS)
+    ],
     np.float32,
 )  # (8, 2), rows in VOTE_COLUMNS order
 
@@ -139,7 +142,9 @@ def read_votes(votes_path: str | Path, fer_path: str | Path) -> tuple[np.ndarray
         and v["source_file"].to_pylist() == f["source_file"].to_pylist()
     )
     if not same:
-        raise EmoflowError(f"{votes_path}: its rows are not those of {fer_path} (split, label, source_file in the same order)")
+        raise EmoflowError(
+            f"{votes_path}: its rows are not those of {fer_path} (split, label, source_file in the same order)"
+        )
     counts = np.stack([v[c].to_numpy().astype(np.float32) for c in VOTE_COLUMNS], 1)
     matched = v["matched"].to_numpy(zero_copy_only=False).astype(bool)
     counts[~matched] = 0.0
@@ -166,7 +171,9 @@ def vote_distributions(counts: np.ndarray, classes: list[str], label_map: dict) 
     return dist, has
 
 
-def vote_targets(counts: np.ndarray, labels: np.ndarray, classes: list[str], label_map: dict) -> tuple[np.ndarray, np.ndarray]:
+def vote_targets(
+    counts: np.ndarray, labels: np.ndarray, classes: list[str], label_map: dict
+) -> tuple[np.ndarray, np.ndarray]:
     """``votes`` training targets (N, C): the vote distribution, or the one-hot hard label
     where a face has none; and whether each face has votes."""
     dist, has = vote_distributions(counts, classes, label_map)
@@ -199,8 +206,9 @@ def pseudo_va(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------- neighbours
 
 
-def nearest(aux: np.ndarray, has: np.ndarray, k: int, kernel: float = 0.5, normalise: bool = False,
-            chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def nearest(
+    aux: np.ndarray, has: np.ndarray, k: int, kernel: float = 0.5, normalise: bool = False, chunk: int = 2048
+) -> tuple[np.ndarray, np.ndarray]:
     """(neighbours (N, k) int, -1 for faces without an auxiliary point; weights (N, k)
     exp(−‖a_i − a_j‖₁ / kernel)): each face's k nearest other faces by L1 distance among
     those that have a point.  ``normalise`` divides distances by their mean first."""
@@ -209,7 +217,9 @@ def nearest(aux: np.ndarray, has: np.ndarray, k: int, kernel: float = 0.5, norma
     nb = np.full((len(aux), k), -1, np.int64)
     dist = np.zeros((len(aux), k), np.float32)
     if len(cand) <= k:
-        raise EmoflowError(f"uncertainty targets: {len(cand)} faces have an auxiliary point, fewer than k + 1 = {k + 1}")
+        raise EmoflowError(
+            f"uncertainty targets: {len(cand)} faces have an auxiliary point, fewer than k + 1 = {k + 1}"
+        )
     pool = aux_t[torch.from_numpy(cand)]
     for s in range(0, len(cand), chunk):
         rows = cand[s : s + chunk]
@@ -230,7 +240,9 @@ def feature_space(features: np.ndarray, dims: int = 32) -> np.ndarray:
     x = torch.from_numpy(np.asarray(features, np.float32))
     x = x - x.mean(0)
     q = min(dims, x.shape[1], max(1, x.shape[0] - 1))
-    _, _, v = torch.linalg.svd(x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:20000]], full_matrices=False)
+    _, _, v = torch.linalg.svd(
+        x[torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:20000]], full_matrices=False
+    )
     return (x @ v[:q].T).numpy()
 
 
@@ -284,7 +296,9 @@ class SimilarityNet(nn.Module):
     def __init__(self, dim: int, hidden: int = 64, floor: float = -1.3):
         super().__init__()
         self.floor = floor
-        self.mlp = nn.Sequential(nn.Linear(2 * dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden // 2), nn.ReLU(), nn.Linear(hidden // 2, 1))
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden // 2), nn.ReLU(), nn.Linear(hidden // 2, 1)
+        )
 
     def forward(self, f: torch.Tensor, f_nb: torch.Tensor) -> torch.Tensor:
         """f (B, D), f_nb (B, K, D) -> (B, K)."""
@@ -292,8 +306,9 @@ class SimilarityNet(nn.Module):
         return torch.sigmoid(self.mlp(pair).squeeze(-1).clamp(min=self.floor))
 
 
-def target_distribution(onehot: torch.Tensor, p_nb: torch.Tensor, knn_w: torch.Tensor, sim: torch.Tensor,
-                        lam: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def target_distribution(
+    onehot: torch.Tensor, p_nb: torch.Tensor, knn_w: torch.Tensor, sim: torch.Tensor, lam: torch.Tensor
+) -> torch.Tensor:
     """λ·onehot + (1 − λ)·d̃ with d̃ = Σ_j w_j s_j p_j / Σ_j w_j s_j.
 
     onehot (B, C), p_nb (B, K, C) neighbours' predictions, knn_w (B, K) the auxiliary
@@ -311,8 +326,17 @@ class UncertaintyLDL(nn.Module):
     """The ``uncertainty`` objective (module docstring).  ``labels``: the training labels as
     given (possibly noisy); ``neighbours``/``knn_w`` from :func:`nearest`."""
 
-    def __init__(self, labels: np.ndarray, neighbours: np.ndarray, knn_w: np.ndarray, n_classes: int, feat_dim: int,
-                 layer: str, cfg: dict | None = None, batch_size: int = 128):  # fmt: skip
+    def __init__(
+        self,
+        labels: np.ndarray,
+        neighbours: np.ndarray,
+        knn_w: np.ndarray,
+        n_classes: int,
+        feat_dim: int,
+        layer: str,
+        cfg: dict | None = None,
+        batch_size: int = 128,
+    ):
         super().__init__()
         self.cfg = {**UNCERTAINTY_DEFAULTS, **(cfg or {})}
         self.layer = layer
@@ -325,8 +349,9 @@ class UncertaintyLDL(nn.Module):
         self.lam_hat = nn.Parameter(torch.full((len(labels),), float(self.cfg["lambda_init"])))
         self.sim = SimilarityNet(feat_dim, int(self.cfg["sim_hidden"]), float(self.cfg["sim_floor"]))
         # the loss is a batch mean: a per-face step of lambda_lr needs lambda_lr * batch size
-        self.lam_opt = torch.optim.SGD([self.lam_hat], lr=float(self.cfg["lambda_lr"]) * batch_size,
-                                       momentum=float(self.cfg["lambda_momentum"]))  # fmt: skip
+        self.lam_opt = torch.optim.SGD(
+            [self.lam_hat], lr=float(self.cfg["lambda_lr"]) * batch_size, momentum=float(self.cfg["lambda_momentum"])
+        )
         self.warm = False  # in the warm-up epochs: hard labels
         self.probs = torch.full((len(labels), n_classes), 1.0 / n_classes)  # the per-epoch caches
         self.feats = torch.zeros(len(labels), feat_dim)
@@ -435,9 +460,19 @@ class UncertaintyLDL(nn.Module):
         return h.hexdigest()
 
 
-def build_objective(targets: str, *, labels: np.ndarray, classes: list[str], counts: np.ndarray | None, layer: str,
-                    feat_dim: int, batch_size: int, cfg: dict | None = None, aux_features: np.ndarray | None = None,
-                    log=None):  # fmt: skip
+def build_objective(
+    targets: str,
+    *,
+    labels: np.ndarray,
+    classes: list[str],
+    counts: np.ndarray | None,
+    layer: str,
+    feat_dim: int,
+    batch_size: int,
+    cfg: dict | None = None,
+    aux_features: np.ndarray | None = None,
+    log=None,
+):
     """The objective for ``training.targets`` (None for ``hard``).  ``counts``: the training
     faces' FER+ emotion votes (N, 8) (``votes``, and ``uncertainty`` with ``aux: va``),
     with a ``label_map`` in ``cfg`` for ``votes``; ``aux_features`` for ``aux: features``."""
@@ -460,7 +495,9 @@ def build_objective(targets: str, *, labels: np.ndarray, classes: list[str], cou
             nb, w = nearest(aux, has, int(u["k"]), float(u["kernel"]))
         elif u["aux"] == "features":
             if aux_features is None:
-                raise EmoflowError("uncertainty targets with aux: features need uncertainty.aux_model (a fitted frame_cnn JSON)")
+                raise EmoflowError(
+                    "uncertainty targets with aux: features need uncertainty.aux_model (a fitted frame_cnn JSON)"
+                )
             aux, has = feature_space(aux_features), np.ones(len(labels), bool)
             nb, w = nearest(aux, has, int(u["k"]), float(u["kernel"]), normalise=True)
         else:

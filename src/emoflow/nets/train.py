@@ -52,7 +52,15 @@ DEFAULTS = {
     "weight_decay": 5e-4,
     "label_smoothing": 0.1,
     "precision": "auto",  # auto (bf16 where the device is fast at it, else fp32) | bf16 | fp32
-    "augment": {"flip": True, "rotate": 10.0, "scale": 0.1, "shift": 0.08, "brightness": 0.2, "contrast": 0.2, "erase": 0.25},
+    "augment": {
+        "flip": True,
+        "rotate": 10.0,
+        "scale": 0.1,
+        "shift": 0.08,
+        "brightness": 0.2,
+        "contrast": 0.2,
+        "erase": 0.25,
+    },
     "patience": None,  # stop after this many epochs without a better validation accuracy
     "seed": 0,
 }
@@ -159,8 +167,16 @@ def _autocast(device, precision: str):
 
 
 @torch.no_grad()
-def predict(model, images: np.ndarray, mean: float, std: float, device, batch_size: int = 256, precision: str = "fp32",
-            flip_tta: bool = False) -> np.ndarray:  # fmt: skip
+def predict(
+    model,
+    images: np.ndarray,
+    mean: float,
+    std: float,
+    device,
+    batch_size: int = 256,
+    precision: str = "fp32",
+    flip_tta: bool = False,
+) -> np.ndarray:
     """Class probabilities (N, K) of uint8 images; ``flip_tta`` averages with the mirror image."""
     model.eval()
     out = []
@@ -211,9 +227,20 @@ def data_digest(cfg: dict, *arrays, extra=None) -> str:
     return h.hexdigest()[:32]
 
 
-def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, cfg: dict, device,
-        mean: float, std: float, resume_dir: str | None = None, val_groups: np.ndarray | None = None,
-        objective: Objective | None = None) -> Result:  # fmt: skip
+def fit(
+    model,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    cfg: dict,
+    device,
+    mean: float,
+    std: float,
+    resume_dir: str | None = None,
+    val_groups: np.ndarray | None = None,
+    objective: Objective | None = None,
+) -> Result:
     """Train ``model`` in place; on return it holds the best validation epoch's weights.
 
     ``val_groups`` (one id per validation image, e.g. its video) scores the validation
@@ -229,9 +256,13 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
     if objective is not None:
         objective.to(device)
         params += list(objective.trainable())
-    opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True, weight_decay=cfg["weight_decay"])
+    opt = torch.optim.SGD(
+        params, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True, weight_decay=cfg["weight_decay"]
+    )
     steps = math.ceil(len(train_x) / cfg["batch_size"])
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=max(1, cfg["epochs"] * steps), pct_start=0.2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg["lr"], total_steps=max(1, cfg["epochs"] * steps), pct_start=0.2
+    )
     gen = torch.Generator().manual_seed(cfg["seed"])
     result = Result(best_epoch=0, best_val_acc=-1.0)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -243,9 +274,21 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
     for k, v in sorted(model.state_dict().items()):
         h0 = v.detach().cpu().contiguous()
         start.update(k.encode() + str(h0.dtype).encode() + h0.view(-1).view(torch.uint8).numpy().tobytes())
-    digest = data_digest({k: v for k, v in cfg.items() if k != "patience"}, train_x, train_y, val_x, val_y, val_groups,
-                         extra=[code_digest(type(model)), start.hexdigest(), float(mean), float(std),
-                                *([objective.digest()] if objective is not None else [])])  # fmt: skip
+    digest = data_digest(
+        {k: v for k, v in cfg.items() if k != "patience"},
+        train_x,
+        train_y,
+        val_x,
+        val_y,
+        val_groups,
+        extra=[
+            code_digest(type(model)),
+            start.hexdigest(),
+            float(mean),
+            float(std),
+            *([objective.digest()] if objective is not None else []),
+        ],
+    )
     if ckpt and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=True)  # tensors and plain data only
         if state.get("digest") == digest:
@@ -258,9 +301,18 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
             if objective is not None:
                 objective.load_state_dict(state.get("objective") or {})
             best_state, start_epoch = state["best_state"], state["epoch"]
-            result.best_epoch, result.best_val_acc, result.history = state["best_epoch"], state["best_val_acc"], state["history"]
+            result.best_epoch, result.best_val_acc, result.history = (
+                state["best_epoch"],
+                state["best_val_acc"],
+                state["history"],
+            )
             result.resumed_from = start_epoch
-            log.info("resuming after epoch %d (best so far: epoch %d, val %.4f)", start_epoch, result.best_epoch, result.best_val_acc)
+            log.info(
+                "resuming after epoch %d (best so far: epoch %d, val %.4f)",
+                start_epoch,
+                result.best_epoch,
+                result.best_val_acc,
+            )
         else:
             log.info("%s belongs to other settings or data: starting afresh", ckpt)
     t0 = time.time()
@@ -271,7 +323,9 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
         model.train()
         order = torch.randperm(len(train_x), generator=gen).numpy()
         total, correct, loss_sum = 0, 0, 0.0
-        bar = logs.progress(batches(len(order), cfg["batch_size"]), f"epoch {epoch + 1}/{cfg['epochs']}", total=steps, unit="batch")
+        bar = logs.progress(
+            batches(len(order), cfg["batch_size"]), f"epoch {epoch + 1}/{cfg['epochs']}", total=steps, unit="batch"
+        )
         for s in bar:
             idx = np.sort(order[s])
             if len(idx) < 2:  # batch norm needs two samples: a lone last one waits for the next epoch
@@ -300,10 +354,23 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
             loss_sum += float(loss.detach()) * len(idx)
         probs = predict(model, val_x, mean, std, device, precision=cfg["precision"])
         val_acc = _accuracy(probs, val_y, val_groups)
-        row = {"epoch": epoch + 1, "loss": loss_sum / max(1, total), "train_acc": correct / max(1, total), "val_acc": val_acc,
-               "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}  # fmt: skip
+        row = {
+            "epoch": epoch + 1,
+            "loss": loss_sum / max(1, total),
+            "train_acc": correct / max(1, total),
+            "val_acc": val_acc,
+            "lr": sched.get_last_lr()[0],
+            "seconds": round(time.time() - t0, 1),
+        }
         result.history.append(row)
-        log.info("epoch %d/%d: loss %.3f train %.4f val %.4f", epoch + 1, cfg["epochs"], row["loss"], row["train_acc"], val_acc)
+        log.info(
+            "epoch %d/%d: loss %.3f train %.4f val %.4f",
+            epoch + 1,
+            cfg["epochs"],
+            row["loss"],
+            row["train_acc"],
+            val_acc,
+        )
         if val_acc > result.best_val_acc:
             result.best_val_acc, result.best_epoch, waited = val_acc, epoch + 1, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -312,10 +379,23 @@ def fit(model, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_
         if ckpt:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             tmp = ckpt.with_suffix(".tmp")
-            torch.save({"digest": digest, "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                        "gen": gen.get_state(), "torch_rng": torch.get_rng_state(), "best_state": best_state, "epoch": epoch + 1, "best_epoch": result.best_epoch,
-                        "objective": objective.state_dict() if objective is not None else {},
-                        "best_val_acc": result.best_val_acc, "history": result.history}, tmp)  # fmt: skip
+            torch.save(
+                {
+                    "digest": digest,
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "gen": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "best_state": best_state,
+                    "epoch": epoch + 1,
+                    "best_epoch": result.best_epoch,
+                    "objective": objective.state_dict() if objective is not None else {},
+                    "best_val_acc": result.best_val_acc,
+                    "history": result.history,
+                },
+                tmp,
+            )
             tmp.replace(ckpt)
         if cfg["patience"] and waited >= cfg["patience"]:
             log.info("no better validation accuracy for %d epochs: stopping", waited)
@@ -341,9 +421,3 @@ def _accuracy(probs: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> fl
         m = groups == g
         correct.append(probs[m].mean(0).argmax() == y[m][0])
     return float(np.mean(correct))
-
-
-def uar(pred: np.ndarray, y: np.ndarray, n_classes: int) -> float:
-    """Unweighted average recall over the classes present in ``y``."""
-    recalls = [np.mean(pred[y == k] == k) for k in range(n_classes) if np.any(y == k)]
-    return float(np.mean(recalls)) if recalls else 0.0

@@ -34,9 +34,16 @@ from emoflow.warm import ModelCache
 class Recognizer:
     """Emotion recognition from a trained emoflow run (its ``bundle/``)."""
 
-    def __init__(self, run: str | os.PathLike, *, threads: int | None = None, timeline: bool = False,
-                 classes: list[str] | None = None, workdir: str | os.PathLike | None = None,
-                 isolated: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        run: str | os.PathLike,
+        *,
+        threads: int | None = None,
+        timeline: bool = False,
+        classes: list[str] | None = None,
+        workdir: str | os.PathLike | None = None,
+        isolated: bool = False,
+    ):
         """``run``: a run's results folder (holding ``bundle/``) or a bundle folder.
         ``timeline``: also predict per-second windows (kept in :attr:`last_result`).
         ``isolated``: run the stages as subprocesses (models loaded on every call)."""
@@ -52,9 +59,16 @@ class Recognizer:
     # ------------------------------------------------------------------ training
 
     @classmethod
-    def train(cls, manifest: str | os.PathLike | None = None, config: str | os.PathLike | list | None = None, *,
-              cores: int = 1, workdir: str | os.PathLike | None = None, overrides: dict | None = None,
-              **kwargs) -> Recognizer:  # fmt: skip
+    def train(
+        cls,
+        manifest: str | os.PathLike | None = None,
+        config: str | os.PathLike | list | None = None,
+        *,
+        cores: int = 1,
+        workdir: str | os.PathLike | None = None,
+        overrides: dict | None = None,
+        **kwargs,
+    ) -> Recognizer:
         """Run the workflow (through Snakemake's API) on ``manifest`` with ``config`` file(s)
         merged over the repository's config.yaml, then load the bundle it exported.
         ``manifest`` None: the config's own dataset (e.g. the demo)."""
@@ -97,11 +111,15 @@ class Recognizer:
 
         src = self.bundle.meta.get("label_space")
         if not src:
-            raise EmoflowError(f"{self.bundle.root}: the bundle does not name its label space; cannot map it to {label_space!r}")
+            raise EmoflowError(
+                f"{self.bundle.root}: the bundle does not name its label space; cannot map it to {label_space!r}"
+            )
         cfg = _label_space_config()
         mapping = labels.label_map(cfg, src, label_space)
         if not any(v is not None for v in mapping.values()):
-            raise EmoflowError(f"label space {src!r} has no class in common with {label_space!r} (add a label_maps entry)")
+            raise EmoflowError(
+                f"label space {src!r} has no class in common with {label_space!r} (add a label_maps entry)"
+            )
         return labels.classes(cfg, label_space), mapping
 
     def enrol(self, speaker: str, clips) -> int:
@@ -131,8 +149,15 @@ class Recognizer:
             enrol = enrol[enrol["speaker"].isin(set(inputs["speaker"]))]
         work = Path(tempfile.mkdtemp(prefix="emoflow-recognize-", dir=self.workdir))
         try:
-            result = predict(self.bundle, inputs, work, self.threads, self.timeline, models=self.models,
-                             enrol=enrol if enrol is not None and "speaker" in inputs and len(enrol) else None)  # fmt: skip
+            result = predict(
+                self.bundle,
+                inputs,
+                work,
+                self.threads,
+                self.timeline,
+                models=self.models,
+                enrol=enrol if enrol is not None and "speaker" in inputs and len(enrol) else None,
+            )
         finally:
             shutil.rmtree(work, ignore_errors=True)
         self.last_result = result
@@ -213,7 +238,11 @@ class Recognizer:
 
         res = block(np.ones(len(y), bool))
         if mapping is not None:
-            res["label_space"] = {"model": self.bundle.meta.get("label_space"), "scored_in": label_space, "map": mapping}
+            res["label_space"] = {
+                "model": self.bundle.meta.get("label_space"),
+                "scored_in": label_space,
+                "map": mapping,
+            }
         if "split" in videos:
             res["by_split"] = {s: block((videos["split"] == s).to_numpy()) for s in sorted(set(videos["split"])) if s}
         return res

@@ -25,14 +25,18 @@ class Scores:
     experiments: dict[str, np.ndarray]  # name -> (n, C) probabilities
     present: dict[str, np.ndarray]  # name -> (n,) bool: the feature was there
     fused: np.ndarray  # (n, C)
-    population_norm: np.ndarray = field(default=None)  # (n,) bool: a speaker-normalised experiment used population statistics
+    population_norm: np.ndarray = field(
+        default=None
+    )  # (n,) bool: a speaker-normalised experiment used population statistics
     branches: dict = field(default_factory=dict)  # e2e name -> {modality: (n,) bool}: the branches it read per video
 
     def modalities_used(self, bundle: Bundle) -> list[list[str]]:
         """Per video, the modalities of the experiments that predicted it (feature present)."""
         out = []
         for i in range(len(self.ids)):
-            mods = {bundle.experiments[n]["modality"] for n, p in self.present.items() if p[i] and n not in self.branches}
+            mods = {
+                bundle.experiments[n]["modality"] for n, p in self.present.items() if p[i] and n not in self.branches
+            }
             mods |= {m for b in self.branches.values() for m, p in b.items() if p[i]}  # e2e: the branches it had
             out.append(sorted(mods))
         return out
@@ -43,8 +47,9 @@ def prior_probs(experiment: dict, n: int) -> np.ndarray:
     return np.tile(np.asarray(experiment["prior"], float), (n, 1))
 
 
-def experiment_probs(bundle: Bundle, name: str, tables: dict[str, list[str]], ids: list[str], speakers=None,
-                     reference=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def experiment_probs(
+    bundle: Bundle, name: str, tables: dict[str, list[str]], ids: list[str], speakers=None, reference=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(probabilities (n, C), present (n,), population statistics used (n,)) of one experiment
     for videos ``ids``; ``tables``: feature name -> its tables.  ``speakers`` (n,): speaker of
     each video (default: each video its own); ``reference`` (n,) bool: the videos whose features
@@ -63,8 +68,9 @@ def experiment_probs(bundle: Bundle, name: str, tables: dict[str, list[str]], id
         have = np.array([v in fs.sequences for v in ids], bool)
         idx = np.flatnonzero(have)
         if len(idx):
-            probs[idx] = sequence.predict_proba(model, [fs.sequences[ids[i]] for i in idx],
-                                                max_len=e["classifier"].get("max_len", 64))  # fmt: skip
+            probs[idx] = sequence.predict_proba(
+                model, [fs.sequences[ids[i]] for i in idx], max_len=e["classifier"].get("max_len", 64)
+            )
         return probs, have, population
     if e.get("encoding"):
         enc = bundle.load_encoder(name)
@@ -90,8 +96,14 @@ def experiment_probs(bundle: Bundle, name: str, tables: dict[str, list[str]], id
     return probs, have, population
 
 
-def e2e_probs(bundle: Bundle, name: str, tables: dict[str, list[str]], ids: list[str], modalities: set[str] | None = None,
-              branches: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def e2e_probs(
+    bundle: Bundle,
+    name: str,
+    tables: dict[str, list[str]],
+    ids: list[str],
+    modalities: set[str] | None = None,
+    branches: dict | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`experiment_probs` of an end-to-end network (:mod:`emoflow.e2e`): its ensemble's
     probabilities averaged over the face transforms it was fitted with, from the audio
     feature's tables and the face feature's (or its transform cache's); a clip with neither
@@ -110,8 +122,11 @@ def e2e_probs(bundle: Bundle, name: str, tables: dict[str, list[str]], ids: list
     if modalities is not None and "face" not in modalities:
         face_key = None
     use_audio = names.get("audio") and (modalities is None or "audio" in modalities)
-    data = e2e_data.load(list(tables[names["audio"]]) if use_audio else None,
-                         list(tables[face_key]) if face_key else None, face_cached=bool(face_key and names.get("tta")))  # fmt: skip
+    data = e2e_data.load(
+        list(tables[names["audio"]]) if use_audio else None,
+        list(tables[face_key]) if face_key else None,
+        face_cached=bool(face_key and names.get("tta")),
+    )
     dims = {"audio": members[0].dims.get("audio", 0), "face": members[0].dims.get("face", 0)}
     data.audio_dim, data.face_dim = dims["audio"], dims["face"]  # an unread branch: present nowhere
     have = np.zeros(len(ids), bool)
@@ -126,8 +141,14 @@ def e2e_probs(bundle: Bundle, name: str, tables: dict[str, list[str]], ids: list
     return probs, have, np.zeros(len(ids), bool)
 
 
-def score(bundle: Bundle, tables: dict[str, list[str]], ids: list[str], modalities: set[str] | None = None,
-          speakers=None, reference=None) -> Scores:  # fmt: skip
+def score(
+    bundle: Bundle,
+    tables: dict[str, list[str]],
+    ids: list[str],
+    modalities: set[str] | None = None,
+    speakers=None,
+    reference=None,
+) -> Scores:
     """Every used experiment's probabilities and their fusion, for videos ``ids``;
     ``modalities`` (e.g. {"face"}): the other modalities' experiments count as absent, so the
     fusion renormalises over these alone (as for a clip without audio); ``speakers`` and

@@ -56,39 +56,82 @@ FORMAT = 1
 BUNDLE_JSON = "bundle.json"
 #: Libraries whose version must match the run's exactly: they compute features or
 #: hold fitted models, so another version may give other numbers (or not load).
-STRICT = frozenset({
-    "numpy", "scipy", "sklearn", "skops", "torch", "tensorflow", "keras", "opensmile", "librosa",
-    "cyvlfeat", "skimage", "PIL", "facenet_pytorch", "dlib", "sentence_transformers", "transformers",
-    "pocketsphinx", "soundfile",
-})  # fmt: skip
+STRICT = frozenset(
+    {
+        "numpy",
+        "scipy",
+        "sklearn",
+        "skops",
+        "torch",
+        "tensorflow",
+        "keras",
+        "opensmile",
+        "librosa",
+        "cyvlfeat",
+        "skimage",
+        "PIL",
+        "facenet_pytorch",
+        "dlib",
+        "sentence_transformers",
+        "transformers",
+        "pocketsphinx",
+        "soundfile",
+    }
+)
 #: The exact types a bundle's skops file may instantiate: the estimators, transformers and
 #: arrays emoflow's classifiers are made of (:mod:`emoflow.classify.models`: every classifier
 #: type, with scaling, PCA and SVM calibration), nothing else.  Every node of the file's
 #: schema is checked, not only the types skops itself distrusts; see :func:`check_skops`.
-SKOPS_ALLOWED = frozenset({
-    "builtins.dict", "builtins.list", "builtins.tuple", "builtins.str", "builtins.int", "builtins.float",
-    "builtins.bool", "builtins.NoneType", "builtins.slice",
-    "numpy.ndarray", "numpy.float64", "numpy.float32", "numpy.int64", "numpy.int32", "numpy.bool_", "numpy.dtype",
-    "numpy.random.mtrand.RandomState",
-    "sklearn.calibration.CalibratedClassifierCV",
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._SigmoidCalibration",
-    "sklearn.decomposition._pca.PCA",
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
-    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.preprocessing._label.LabelBinarizer",
-    "sklearn.svm._classes.LinearSVC",
-    "sklearn.svm._classes.SVC",
-    "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._tree.Tree",
-})  # fmt: skip
+SKOPS_ALLOWED = frozenset(
+    {
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "builtins.NoneType",
+        "builtins.slice",
+        "numpy.ndarray",
+        "numpy.float64",
+        "numpy.float32",
+        "numpy.int64",
+        "numpy.int32",
+        "numpy.bool_",
+        "numpy.dtype",
+        "numpy.random.mtrand.RandomState",
+        "sklearn.calibration.CalibratedClassifierCV",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
+        "sklearn.decomposition._pca.PCA",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.neural_network._multilayer_perceptron.MLPClassifier",
+        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.preprocessing._label.LabelBinarizer",
+        "sklearn.svm._classes.LinearSVC",
+        "sklearn.svm._classes.SVC",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._tree.Tree",
+    }
+)
 #: A skops ``TypeNode`` loads a bare type object; only these plain types may appear as one.
-SKOPS_TYPE_VALUES = frozenset({"builtins.str", "builtins.int", "builtins.float", "builtins.bool", "builtins.object",
-                               "numpy.float64", "numpy.float32", "numpy.int64", "numpy.int32"})  # fmt: skip
+SKOPS_TYPE_VALUES = frozenset(
+    {
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "builtins.object",
+        "numpy.float64",
+        "numpy.float32",
+        "numpy.int64",
+        "numpy.int32",
+    }
+)
 #: skops loaders that make callables (functions, methods, partials, operators): never allowed.
 SKOPS_CALLABLE_LOADERS = frozenset({"FunctionNode", "MethodNode", "PartialNode", "OperatorFuncNode"})
 
@@ -152,7 +195,9 @@ def _inside(root: Path, rel, what: str, meta_path: Path) -> Path:
         raise BundleError(f"{meta_path}: {what}: not a file name ({rel!r})")
     pure = Path(rel)
     if pure.is_absolute() or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
-        raise BundleError(f"{meta_path}: {what}: absolute path {rel!r} (a bundle names its files relative to its folder)")
+        raise BundleError(
+            f"{meta_path}: {what}: absolute path {rel!r} (a bundle names its files relative to its folder)"
+        )
     if ".." in pure.parts:
         raise BundleError(f"{meta_path}: {what}: path {rel!r} leaves the bundle folder")
     full = (root / pure).resolve()
@@ -194,14 +239,15 @@ def code_modules(features: dict, need_asr: bool, e2e: bool = False) -> list[str]
     an end-to-end experiment is among them (its network and face transform cache)."""
     from emoflow.features import registry
 
-    mods = ["emoflow.media.probe", "emoflow.media.frames", "emoflow.media.audio", "emoflow.faces.stage",
-            "emoflow.features.base", "emoflow.encode", "emoflow.classify.models", "emoflow.classify.sequence",
-            "emoflow.fusion.choose"]  # fmt: skip
+    from emoflow.workflow.stages import STAGES
+
+    mods = [STAGES[r].module for r in ("probe", "frames", "audio", "faces", "features")]
+    mods += ["emoflow.encode", "emoflow.classify.models", "emoflow.classify.sequence", "emoflow.fusion.choose"]
     mods += [registry.entry(f["extractor"]).module for f in features.values()]
     if need_asr:
-        mods.append("emoflow.asr.stage")
+        mods.append(STAGES["asr"].module)
     if e2e:
-        mods += ["emoflow.e2e.fit", "emoflow.e2e.tta"]
+        mods += ["emoflow.e2e.fit", STAGES["e2e_tta"].module]
     return mods
 
 
@@ -263,14 +309,17 @@ def export(spec: dict, out: str | Path, log=None) -> dict:
             report = json.loads(Path(e["report"]).read_text())
             fmt = report.get("model_format", "skops")
             entry = {
-                "feature": e["feature"], "encoding": e.get("encoding"), "modality": e["modality"],
-                "classifier": e["classifier"], "model_format": fmt,
+                "feature": e["feature"],
+                "encoding": e.get("encoding"),
+                "modality": e["modality"],
+                "classifier": e["classifier"],
+                "model_format": fmt,
                 "normalize": (report.get("normalize") or {}).get("by", "none"),
                 "model": put(e["model"], f"classifiers/{name}.{'skops' if fmt == 'skops' else 'pt'}"),
                 "report": put(e["report"], f"classifiers/{name}.json"),
                 "prior": training_prior(e["predictions"], classes),
                 "val": (report.get("scores") or {}).get("val"),
-            }  # fmt: skip
+            }
             if e.get("encoding"):
                 entry["encoder"] = put(e["encoder"], f"encoders/{e['feature']}.{e['encoding']}.npz")
             if e.get("kind") == "e2e":  # an end-to-end network: several features (emoflow.e2e)
@@ -292,9 +341,12 @@ def export(spec: dict, out: str | Path, log=None) -> dict:
                             put(p, f"extractors/{p.name}")
                     params["model"] = f"extractors/{src.name}"
                 features[fname] = {
-                    "extractor": f["extractor"], "input": f["input"], "modality": f["modality"],
-                    "table": f["table"], "config": cfg,
-                }  # fmt: skip
+                    "extractor": f["extractor"],
+                    "input": f["input"],
+                    "modality": f["modality"],
+                    "table": f["table"],
+                    "config": cfg,
+                }
                 if f.get("stage"):  # not rule features' stage (e2e_tta: the face transform cache)
                     features[fname]["stage"] = f["stage"]
         put(spec["fusion"], "fusion.json")
@@ -314,12 +366,22 @@ def export(spec: dict, out: str | Path, log=None) -> dict:
             "threads": spec.get("threads", {}),
             "features": features,
             "experiments": experiments,
-            "versions": library_versions(_third_party(features, need_asr, any(x.get("kind") == "e2e" for x in experiments.values()))),
+            "versions": library_versions(
+                _third_party(features, need_asr, any(x.get("kind") == "e2e" for x in experiments.values()))
+            ),
             "files": files,
         }
         (tmp / BUNDLE_JSON).write_text(json.dumps(meta, indent=1, sort_keys=True))
-    log.info("bundle %s: %d experiments (%s fusion of group %s, partition %s), %d features, %d files",
-             out, len(experiments), choice["method"], spec["group"], spec["part"], len(features), len(files))  # fmt: skip
+    log.info(
+        "bundle %s: %d experiments (%s fusion of group %s, partition %s), %d features, %d files",
+        out,
+        len(experiments),
+        choice["method"],
+        spec["group"],
+        spec["part"],
+        len(features),
+        len(files),
+    )
     return meta
 
 
@@ -377,7 +439,9 @@ class Bundle:
             root = root / "bundle"  # a run's results folder
         meta_path = root / BUNDLE_JSON
         if not meta_path.is_file():
-            raise BundleError(f"{root}: no {BUNDLE_JSON} (not an emoflow bundle; a finished run writes results/<run>/bundle)")
+            raise BundleError(
+                f"{root}: no {BUNDLE_JSON} (not an emoflow bundle; a finished run writes results/<run>/bundle)"
+            )
         try:
             meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
@@ -406,16 +470,24 @@ class Bundle:
             raise BundleError(f"{root}: the bundle predicts classes {meta['classes']}, expected {list(classes)}")
         choice = json.loads((root / "fusion.json").read_text())
         if choice["n_classes"] != len(meta["classes"]):
-            raise BundleError(f"{root}/fusion.json: {choice['n_classes']} classes, bundle.json lists {len(meta['classes'])}")
+            raise BundleError(
+                f"{root}/fusion.json: {choice['n_classes']} classes, bundle.json lists {len(meta['classes'])}"
+            )
         for name, e in meta["experiments"].items():
             if len(e["prior"]) != len(meta["classes"]):
-                raise BundleError(f"{root}: experiment {name} has {len(e['prior'])} classes, the bundle {len(meta['classes'])}")
+                raise BundleError(
+                    f"{root}: experiment {name} has {len(e['prior'])} classes, the bundle {len(meta['classes'])}"
+                )
         if check_versions:
             here = library_versions(list(meta["versions"]))
-            diff = [f"{m} {v} (here {here[m]})" for m, v in sorted(meta["versions"].items()) if m in STRICT and here[m] != v]
+            diff = [
+                f"{m} {v} (here {here[m]})" for m, v in sorted(meta["versions"].items()) if m in STRICT and here[m] != v
+            ]
             if diff:
-                raise BundleError(f"{root}: made with other library versions than this environment has: {', '.join(diff)}; "
-                                  "install the run's versions (requirements.txt / envs/) or re-export the bundle here")  # fmt: skip
+                raise BundleError(
+                    f"{root}: made with other library versions than this environment has: {', '.join(diff)}; "
+                    "install the run's versions (requirements.txt / envs/) or re-export the bundle here"
+                )
         return cls(root, meta)
 
     def fusion_choice(self) -> dict:
@@ -442,7 +514,9 @@ class Bundle:
         tensors and plain data only); loaded once per Bundle."""
         e = self.experiments[experiment]
         p = self.root / e["model"]
-        return self.models.get(warm.key("classifier", [str(p), e["model_format"]]), lambda: _load_classifier(p, e["model_format"]))
+        return self.models.get(
+            warm.key("classifier", [str(p), e["model_format"]]), lambda: _load_classifier(p, e["model_format"])
+        )
 
 
 def _load_classifier(p: Path, model_format: str):
@@ -460,8 +534,12 @@ def _load_classifier(p: Path, model_format: str):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="emoflow bundle", description="Export a run's model bundle (what `emoflow predict` loads).")
-    ap.add_argument("spec", help="JSON: classes, part, group, stage configs, features, experiments, fusion (rules/bundle.smk)")
+    ap = argparse.ArgumentParser(
+        prog="emoflow bundle", description="Export a run's model bundle (what `emoflow predict` loads)."
+    )
+    ap.add_argument(
+        "spec", help="JSON: classes, part, group, stage configs, features, experiments, fusion (rules/bundle.smk)"
+    )
     ap.add_argument("out", help="the bundle folder to write")
     args = ap.parse_args(argv)
     log = logs.setup("emoflow.bundle")

@@ -102,9 +102,30 @@ def image_to_video(src: str, dst: Path, seconds: float = 1.0, fps: int = 25, tim
     """A still video of one image (even frame size, yuv420p), for the face stages."""
     from emoflow.media.ffmpeg import Process, last_line, require
 
-    cmd = [require("ffmpeg"), "-nostdin", "-loglevel", "error", "-y", "-loop", "1", "-i", f"file:{src}", "-t", f"{seconds}",
-           "-r", str(fps), "-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-           "-threads", "1", f"file:{dst}"]  # fmt: skip
+    cmd = [
+        require("ffmpeg"),
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-loop",
+        "1",
+        "-i",
+        f"file:{src}",
+        "-t",
+        f"{seconds}",
+        "-r",
+        str(fps),
+        "-vf",
+        "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-threads",
+        "1",
+        f"file:{dst}",
+    ]
     with Process(cmd, timeout) as proc:
         code, err = proc.finish()
     if code != 0 or proc.timed_out:
@@ -147,7 +168,9 @@ def gather_enrolment(source: str, speaker: str | None = None) -> pd.DataFrame:
     return rows
 
 
-def plan(inputs: pd.DataFrame, work: Path, with_timeline: bool, window: float, log) -> tuple[pd.DataFrame, pd.DataFrame]:
+def plan(
+    inputs: pd.DataFrame, work: Path, with_timeline: bool, window: float, log
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows the stages run on: inputs + timeline windows; windows table)."""
     rows, wins = [], []
     (work / "inputs").mkdir(parents=True, exist_ok=True)
@@ -196,9 +219,19 @@ def enrolment_rows(enrol: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | None = None, with_timeline: bool = True,
-            window: float = 2.0, chunk: int | None = None, log=None, modalities: set[str] | None = None,
-            enrol: pd.DataFrame | None = None, models: ModelCache | None = None) -> Result:  # fmt: skip
+def predict(
+    bundle: Bundle,
+    inputs: pd.DataFrame,
+    work: Path,
+    threads: int | None = None,
+    with_timeline: bool = True,
+    window: float = 2.0,
+    chunk: int | None = None,
+    log=None,
+    modalities: set[str] | None = None,
+    enrol: pd.DataFrame | None = None,
+    models: ModelCache | None = None,
+) -> Result:
     """Run the stages, the classifiers and the fusion on ``inputs`` (see :func:`gather`).
 
     ``models``: run the stages warm, in this process, keeping their models there for later
@@ -222,7 +255,12 @@ def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | Non
         enrolled = enrol["speaker"].astype(str).value_counts().to_dict()
         for spk, n in sorted(enrolled.items()):
             if n < MIN_VIDEOS:
-                log.warning("enrolment of speaker %s has %d clips (fewer than %d): population statistics are used", spk, n, MIN_VIDEOS)
+                log.warning(
+                    "enrolment of speaker %s has %d clips (fewer than %d): population statistics are used",
+                    spk,
+                    n,
+                    MIN_VIDEOS,
+                )
         log.info("enrolment: %d clips of %d speakers", len(enrol), len(enrolled))
     rows, wins = plan(inputs, work, with_timeline, window, log)
     if enrolled:
@@ -249,8 +287,10 @@ def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | Non
         speakers = speakers_of(everyone, wins, ids)
         # the clips whose features make a speaker's statistics: its enrolment where it has
         # one, else its inputs themselves
-        reference = [(v.startswith(ENROL_PREFIX) and v not in input_ids) if spk in enrolled else v in input_ids
-                     for v, spk in zip(ids, speakers)]  # fmt: skip
+        reference = [
+            (v.startswith(ENROL_PREFIX) and v not in input_ids) if spk in enrolled else v in input_ids
+            for v, spk in zip(ids, speakers)
+        ]
         s = score(bundle, tables, ids, modalities, speakers, reference)
     finally:
         bar.close()
@@ -259,19 +299,37 @@ def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | Non
     mods = dict(zip(ids, used))
     present_any = {vid: any(p[j] for p in s.present.values()) for j, vid in enumerate(ids)}
     population = {vid: bool(s.population_norm[j]) for j, vid in enumerate(ids)}
-    exp_rows = [{"video_id": vid, "experiment": name, "present": bool(s.present[name][j]),
-                 **{f"p_{c}": float(probs[j, k]) for k, c in enumerate(classes)}}
-                for j, vid in enumerate(ids) if vid in input_ids for name, probs in s.experiments.items()]  # fmt: skip
-    skip_df = pd.concat(skips, ignore_index=True) if skips else pd.DataFrame(columns=["video_id", "stage", "kind", "reason"])
+    exp_rows = [
+        {
+            "video_id": vid,
+            "experiment": name,
+            "present": bool(s.present[name][j]),
+            **{f"p_{c}": float(probs[j, k]) for k, c in enumerate(classes)},
+        }
+        for j, vid in enumerate(ids)
+        if vid in input_ids
+        for name, probs in s.experiments.items()
+    ]
+    skip_df = (
+        pd.concat(skips, ignore_index=True) if skips else pd.DataFrame(columns=["video_id", "stage", "kind", "reason"])
+    )
 
     def row(vid):
         ok = present_any[vid]
         p = fused[vid] if ok else np.full(len(classes), np.nan)
-        return {"label_pred": classes[int(np.argmax(p))] if ok else "", **{f"p_{c}": float(p[k]) for k, c in enumerate(classes)},
-                "modalities_used": ";".join(mods[vid])}  # fmt: skip
+        return {
+            "label_pred": classes[int(np.argmax(p))] if ok else "",
+            **{f"p_{c}": float(p[k]) for k, c in enumerate(classes)},
+            "modalities_used": ";".join(mods[vid]),
+        }
 
-    notes = skip_df.groupby("video_id").apply(lambda g: "; ".join(f"{a}: {b}" for a, b in zip(g["stage"], g["reason"])),
-                                              include_groups=False).to_dict() if len(skip_df) else {}  # fmt: skip
+    notes = (
+        skip_df.groupby("video_id")
+        .apply(lambda g: "; ".join(f"{a}: {b}" for a, b in zip(g["stage"], g["reason"])), include_groups=False)
+        .to_dict()
+        if len(skip_df)
+        else {}
+    )
     spk_of = dict(zip(ids, speakers))
     for vid in inputs["video_id"]:
         text = ""
@@ -281,14 +339,28 @@ def predict(bundle: Bundle, inputs: pd.DataFrame, work: Path, threads: int | Non
             text = f"speaker-normalised with the enrolment of speaker {spk_of[vid]} ({enrolled[spk_of[vid]]} clips)"
         if text:
             notes[vid] = f"{notes[vid]}; {text}" if notes.get(vid) else text
-    videos = pd.DataFrame([{"video_id": v, "path": p, **row(v), "note": notes.get(v, "")}
-                           for v, p in zip(inputs["video_id"], inputs["path"])])  # fmt: skip
+    videos = pd.DataFrame(
+        [
+            {"video_id": v, "path": p, **row(v), "note": notes.get(v, "")}
+            for v, p in zip(inputs["video_id"], inputs["path"])
+        ]
+    )
     for extra in ("label", "split"):
         if extra in inputs:
             videos[extra] = inputs[extra].to_numpy()
-    tl = pd.DataFrame([{"video_id": w.video_id, "second": int(w.second), "start": float(w.start), "end": float(w.end), **row(w.window_id)}
-                       for w in wins.itertuples(index=False)],
-                      columns=[f.name for f in timeline.schema(classes)])  # fmt: skip
+    tl = pd.DataFrame(
+        [
+            {
+                "video_id": w.video_id,
+                "second": int(w.second),
+                "start": float(w.start),
+                "end": float(w.end),
+                **row(w.window_id),
+            }
+            for w in wins.itertuples(index=False)
+        ],
+        columns=[f.name for f in timeline.schema(classes)],
+    )
     return Result(videos, pd.DataFrame(exp_rows), tl, skip_df)
 
 
@@ -301,7 +373,9 @@ def speakers_of(inputs: pd.DataFrame, wins: pd.DataFrame, ids: list[str]) -> lis
     return [spk[parent.get(v, v)] for v in ids]
 
 
-def write(result: Result, out: Path, classes: list[str], as_json: bool = False, plots: bool | set[str] = True) -> list[Path]:
+def write(
+    result: Result, out: Path, classes: list[str], as_json: bool = False, plots: bool | set[str] = True
+) -> list[Path]:
     """Write the outputs (see module doc) atomically; returns the paths written.  ``plots``:
     the timeline plots of every video, none, or of these video ids."""
     import pyarrow as pa
@@ -319,7 +393,10 @@ def write(result: Result, out: Path, classes: list[str], as_json: bool = False, 
     if len(result.experiments):
         write_table(pa.Table.from_pandas(result.experiments, preserve_index=False), out / "experiments.parquet")
         written.append(out / "experiments.parquet")
-    write_table(pa.Table.from_pandas(result.timeline, schema=timeline.schema(classes), preserve_index=False), out / "timeline.parquet")
+    write_table(
+        pa.Table.from_pandas(result.timeline, schema=timeline.schema(classes), preserve_index=False),
+        out / "timeline.parquet",
+    )
     written.append(out / "timeline.parquet")
     write_text(out / "skips.csv", result.skips.to_csv(index=False))
     written.append(out / "skips.csv")
@@ -334,46 +411,86 @@ def write(result: Result, out: Path, classes: list[str], as_json: bool = False, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="emoflow predict", description=__doc__.split("\n\n")[0],
-                                 epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="emoflow predict",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("inputs", nargs="*", help="video or face-image files")
-    ap.add_argument("--watch", metavar="DIR", help="score the files that appear in DIR, as they appear (a recording session), "
-                    "until interrupted: predictions.csv grows by a row per file; hidden and temporary names (.name, *.tmp, "
-                    "*.part) are ignored until renamed to a video or image name, and a file is read once its size settles")
+    ap.add_argument(
+        "--watch",
+        metavar="DIR",
+        help="score the files that appear in DIR, as they appear (a recording session), "
+        "until interrupted: predictions.csv grows by a row per file; hidden and temporary names (.name, *.tmp, "
+        "*.part) are ignored until renamed to a video or image name, and a file is read once its size settles",
+    )
     ap.add_argument("--poll", type=float, default=1.0, help="--watch: seconds between looks at DIR (default 1)")
-    ap.add_argument("--stop-after", type=int, metavar="N", help="--watch: stop after N files (default: run until interrupted)")
-    ap.add_argument("--isolated", action="store_true", help="run each stage in its own process per chunk, as a workflow "
-                    "job (slower: models load every chunk); default: one process, each model loaded once")
-    ap.add_argument("--bundle", required=True, help="a run's bundle folder, or the run's results folder holding bundle/")
+    ap.add_argument(
+        "--stop-after", type=int, metavar="N", help="--watch: stop after N files (default: run until interrupted)"
+    )
+    ap.add_argument(
+        "--isolated",
+        action="store_true",
+        help="run each stage in its own process per chunk, as a workflow "
+        "job (slower: models load every chunk); default: one process, each model loaded once",
+    )
+    ap.add_argument(
+        "--bundle", required=True, help="a run's bundle folder, or the run's results folder holding bundle/"
+    )
     ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--manifest", help="CSV/TSV with video_id,path (instead of files; label, split and speaker columns are "
-                    "kept: speaker-normalised experiments normalise each speaker's clips together)")
-    ap.add_argument("--speaker", help="the inputs given as files are all this one speaker's (for speaker-normalised experiments)")
-    ap.add_argument("--enrol", metavar="DIR_OR_MANIFEST",
-                    help="unlabelled clips of known speakers, given once: a folder of one speaker's clips (with --speaker) or a "
-                         "manifest with video_id,path,speaker. An enrolled speaker's inputs are then normalised with its "
-                         "enrolment's statistics, each clip on its own (speaker-normalised experiments)")  # fmt: skip
+    ap.add_argument(
+        "--manifest",
+        help="CSV/TSV with video_id,path (instead of files; label, split and speaker columns are "
+        "kept: speaker-normalised experiments normalise each speaker's clips together)",
+    )
+    ap.add_argument(
+        "--speaker", help="the inputs given as files are all this one speaker's (for speaker-normalised experiments)"
+    )
+    ap.add_argument(
+        "--enrol",
+        metavar="DIR_OR_MANIFEST",
+        help="unlabelled clips of known speakers, given once: a folder of one speaker's clips (with --speaker) or a "
+        "manifest with video_id,path,speaker. An enrolled speaker's inputs are then normalised with its "
+        "enrolment's statistics, each clip on its own (speaker-normalised experiments)",
+    )
     ap.add_argument("--json", action="store_true", help="also write predictions.json")
     ap.add_argument("--no-timeline", action="store_true", help="skip the per-second timeline (about halves the time)")
     ap.add_argument("--window", type=float, default=2.0, help="timeline window length in seconds (default 2)")
-    ap.add_argument("--threads", type=int, help="threads per stage (default: the run's; other counts change floats slightly)")
-    ap.add_argument("--chunk", type=int, help="inputs per stage run (default 16; 64 with --isolated, where models load per chunk)")
+    ap.add_argument(
+        "--threads", type=int, help="threads per stage (default: the run's; other counts change floats slightly)"
+    )
+    ap.add_argument(
+        "--chunk", type=int, help="inputs per stage run (default 16; 64 with --isolated, where models load per chunk)"
+    )
     ap.add_argument("--classes", help="comma-separated class list the bundle must predict (refuse otherwise)")
     ap.add_argument("--work", help="keep the intermediate tables in this folder (default: a temporary folder, removed)")
-    ap.add_argument("--modalities", help="comma-separated modalities to predict from (e.g. face for footage whose sound "
-                    "is not speech); the fusion renormalises over their experiments (default: all the bundle has)")
-    ap.add_argument("--detect", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a face-finding setting of the bundle for inputs unlike the training videos "
-                         f"(one of {', '.join(sorted(DETECTION_KEYS))}; e.g. faces.min_face=0.03 frames.max_side=1280 "
-                         "for small faces in HD crowd footage): it changes where faces are found, not how "
-                         "features are computed from the aligned crops; predictions then no longer reproduce the run's")  # fmt: skip
+    ap.add_argument(
+        "--modalities",
+        help="comma-separated modalities to predict from (e.g. face for footage whose sound "
+        "is not speech); the fusion renormalises over their experiments (default: all the bundle has)",
+    )
+    ap.add_argument(
+        "--detect",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a face-finding setting of the bundle for inputs unlike the training videos "
+        f"(one of {', '.join(sorted(DETECTION_KEYS))}; e.g. faces.min_face=0.03 frames.max_side=1280 "
+        "for small faces in HD crowd footage): it changes where faces are found, not how "
+        "features are computed from the aligned crops; predictions then no longer reproduce the run's",
+    )
     return ap
 
 
 #: Settings that only decide where faces are found (the features come from aligned crops of a
 #: fixed size either way): stored frame size, smallest face, detection resolution, keyframe step.
-DETECTION_KEYS = {"frames.max_side": (int, True), "faces.min_face": (float, False),
-                  "faces.det_max_side": (int, True), "faces.detect_every": (int, False)}  # fmt: skip
+DETECTION_KEYS = {
+    "frames.max_side": (int, True),
+    "faces.min_face": (float, False),
+    "faces.det_max_side": (int, True),
+    "faces.detect_every": (int, False),
+}
 
 
 def apply_detection_overrides(bundle: Bundle, items: list[str], log) -> None:
@@ -381,7 +498,9 @@ def apply_detection_overrides(bundle: Bundle, items: list[str], log) -> None:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or key not in DETECTION_KEYS:
-            raise EmoflowError(f"--detect {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(DETECTION_KEYS))}")
+            raise EmoflowError(
+                f"--detect {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(DETECTION_KEYS))}"
+            )
         kind, nullable = DETECTION_KEYS[key]
         if nullable and raw.lower() in ("null", "none"):
             value = None
@@ -389,7 +508,9 @@ def apply_detection_overrides(bundle: Bundle, items: list[str], log) -> None:
             try:
                 value = kind(raw)
             except ValueError:
-                raise EmoflowError(f"--detect {item!r}: {raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+                raise EmoflowError(
+                    f"--detect {item!r}: {raw!r} is not a{'n integer' if kind is int else ' number'}"
+                ) from None
             if value <= 0:
                 raise EmoflowError(f"--detect {item!r}: must be positive")
         stage, name = key.split(".")
@@ -403,7 +524,12 @@ def ready_files(folder: Path, seen: set[Path], stamps: dict[Path, tuple]) -> lis
     look (``stamps``, updated), so a file still being written waits."""
     ready = []
     for p in sorted(folder.iterdir()):
-        if p in seen or p.name.startswith(".") or p.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES or not p.is_file():
+        if (
+            p in seen
+            or p.name.startswith(".")
+            or p.suffix.lower() not in IMAGE_SUFFIXES | VIDEO_SUFFIXES
+            or not p.is_file()
+        ):
             continue
         st = p.stat()
         stamp = (st.st_size, st.st_mtime_ns)
@@ -421,7 +547,9 @@ def watch(bundle: Bundle, folder: Path, out: Path, args, log, modalities, enrol,
     seen: set[Path] = set()
     stamps: dict[Path, tuple] = {}
     done: list[Result] = []
-    log.info("watching %s (every %.1f s; Ctrl-C stops); predictions go to %s", folder, args.poll, out / "predictions.csv")
+    log.info(
+        "watching %s (every %.1f s; Ctrl-C stops); predictions go to %s", folder, args.poll, out / "predictions.csv"
+    )
     try:
         while not (args.stop_after and len(seen) >= args.stop_after):
             new = ready_files(folder, seen, stamps)[: (args.stop_after - len(seen)) if args.stop_after else None]
@@ -434,16 +562,31 @@ def watch(bundle: Bundle, folder: Path, out: Path, args, log, modalities, enrol,
                 inputs["speaker"] = args.speaker
             work = Path(tempfile.mkdtemp(prefix="emoflow-watch-"))
             try:
-                res = predict(bundle, inputs, work, args.threads, not args.no_timeline, args.window, args.chunk, log,
-                              modalities, enrol, models)  # fmt: skip
+                res = predict(
+                    bundle,
+                    inputs,
+                    work,
+                    args.threads,
+                    not args.no_timeline,
+                    args.window,
+                    args.chunk,
+                    log,
+                    modalities,
+                    enrol,
+                    models,
+                )
             except EmoflowError as exc:  # one bad file never stops the session
                 log.error("%s: %s", ", ".join(p.name for p in new), exc)
                 continue
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             done.append(res)
-            merged = Result(*(pd.concat([getattr(r, f) for r in done], ignore_index=True)
-                              for f in ("videos", "experiments", "timeline", "skips")))  # fmt: skip
+            merged = Result(
+                *(
+                    pd.concat([getattr(r, f) for r in done], ignore_index=True)
+                    for f in ("videos", "experiments", "timeline", "skips")
+                )
+            )
             write(merged, out, bundle.classes, args.json, plots=set(res.videos["video_id"]))
             for r in res.videos.itertuples(index=False):
                 log.info("%s: %s (%s)", Path(r.path).name, r.label_pred or "no prediction", r.modalities_used or r.note)
@@ -466,7 +609,9 @@ def main(argv=None) -> int:
             modalities = {m.strip() for m in args.modalities.split(",") if m.strip()}
             unknown = modalities - set(bundle.modalities())
             if unknown or not modalities:
-                raise EmoflowError(f"--modalities {args.modalities!r}: this bundle's modalities are {', '.join(bundle.modalities())}")
+                raise EmoflowError(
+                    f"--modalities {args.modalities!r}: this bundle's modalities are {', '.join(bundle.modalities())}"
+                )
         if args.speaker and args.manifest:
             raise EmoflowError("--speaker is for inputs given as files; a manifest has a speaker column")
         enrol = gather_enrolment(args.enrol, args.speaker) if args.enrol else None
@@ -480,8 +625,19 @@ def main(argv=None) -> int:
             inputs["speaker"] = args.speaker
         work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="emoflow-predict-"))
         try:
-            result = predict(bundle, inputs, work, args.threads, not args.no_timeline, args.window, args.chunk, log, modalities,
-                             enrol, models)  # fmt: skip
+            result = predict(
+                bundle,
+                inputs,
+                work,
+                args.threads,
+                not args.no_timeline,
+                args.window,
+                args.chunk,
+                log,
+                modalities,
+                enrol,
+                models,
+            )
         finally:
             if not args.work:
                 shutil.rmtree(work, ignore_errors=True)
@@ -490,7 +646,13 @@ def main(argv=None) -> int:
         print(f"emoflow predict: error: {exc}", file=sys.stderr)
         return 2
     dt = time.time() - t0
-    log.info("%d inputs in %.1f s (%.2f s per input); %s", len(inputs), dt, dt / len(inputs), Path(args.out) / "predictions.csv")
+    log.info(
+        "%d inputs in %.1f s (%.2f s per input); %s",
+        len(inputs),
+        dt,
+        dt / len(inputs),
+        Path(args.out) / "predictions.csv",
+    )
     return 0
 
 

@@ -42,65 +42,121 @@ from emoflow import warm
 from emoflow.errors import EmoflowError
 from emoflow.predict.bundle import Bundle
 from emoflow.storage import read_table
+from emoflow.workflow.layout import Layout
+from emoflow.workflow.stages import STAGES
 
 SHARD = "s000"
 SRC = str(Path(__file__).resolve().parents[2])  # the folder holding the emoflow package
 
 
-def _inputs_of(kind: str, w: Path) -> list[str]:
-    """What an extractor of input ``kind`` reads for the chunk (as rules/common.smk feature_inputs)."""
-    s = SHARD
-    if kind == "audio":
-        return [f"{w}/audio/{s}.parquet", f"{w}/audio/{s}"]
-    if kind == "transcripts":
-        return [f"{w}/text/{s}.parquet"]
-    if kind == "crops":
-        return [f"{w}/shards/{s}.parquet", f"{w}/faces/{s}.videos.parquet", f"{w}/crops/{s}.parquet", f"{w}/faces/{s}.parquet"]
-    if kind == "frames":
-        return [f"{w}/shards/{s}.parquet", f"{w}/frames/{s}.parquet"]
-    raise EmoflowError(f"unknown extractor input kind {kind!r}")
-
-
-def stage_threads(bundle: Bundle, stage: str, threads: int | None) -> list[str]:
-    """``--threads N``: ``threads`` if given, else the run's rule's count (which the run's
-    float results depend on: BLAS splits sums by thread)."""
-    n = threads or int(bundle.meta.get("threads", {}).get(stage, 1))
-    return ["--threads", str(n)]
+def stage_threads(bundle: Bundle, stage: str, threads: int | None) -> int:
+    """``threads`` if given, else the run's rule's count (which the run's float results
+    depend on: BLAS splits sums by thread)."""
+    return threads or int(bundle.meta.get("threads", {}).get(stage, 1))
 
 
 def stage_commands(bundle: Bundle, work: Path, threads: int | None = None) -> list[tuple[str, list[str]]]:
-    """(name, argv after ``python -m``) of every stage one chunk needs, in order; ``threads``
-    None = each stage with its rule's thread count (bit-identical to the run)."""
-    w, s, st = work, SHARD, bundle.stages
+    """(name, argv after ``python -m``) of every stage one chunk needs, in order: the argv
+    of each rule (:data:`emoflow.workflow.stages.STAGES`) on the chunk's own
+    :class:`~emoflow.workflow.layout.Layout`; ``threads`` None = each stage with its rule's
+    thread count (bit-identical to the run)."""
+    L, s, st = Layout(str(work)), SHARD, bundle.stages
     kinds = {f["input"] for f in bundle.features.values()}
     cfg = lambda *keys: json.dumps({k: st[k] for k in keys}, sort_keys=True, separators=(",", ":"))  # noqa: E731
-    sheet, probe = f"{w}/shards/{s}.parquet", f"{w}/probe/{s}.parquet"
+    n = lambda stage: stage_threads(bundle, stage, threads)  # noqa: E731
+    sheet, probe = L.sheet(s), L.probe(s)
     cmds = [
-        ("shard", ["emoflow.dataset.shards", f"{w}/manifest.csv", s, sheet, "--config", json.dumps({"sharding": {"n_shards": 1}})]),
-        ("probe", ["emoflow.media.probe", sheet, probe, f"{w}/skips/probe/{s}.parquet", "--config", cfg("probe")]),
+        (
+            "shard",
+            STAGES["shard_sheet"].argv(
+                json.dumps({"sharding": {"n_shards": 1}}), manifest=str(work / "manifest.csv"), shard=s, sheet=sheet
+            ),
+        ),
+        ("probe", STAGES["probe"].argv(cfg("probe"), sheet=sheet, table=probe, skips=L.skips("probe", s))),
     ]
     if kinds & {"crops", "frames"}:
-        cmds.append(("frames", ["emoflow.media.frames", sheet, probe, f"{w}/frames/{s}.parquet", f"{w}/skips/frames/{s}.parquet",
-                                "--config", cfg("frames"), *stage_threads(bundle, "frames", threads)]))  # fmt: skip
+        cmds.append(
+            (
+                "frames",
+                STAGES["frames"].argv(
+                    cfg("frames"), n("frames"), sheet=sheet, probe=probe, table=L.frames(s), skips=L.skips("frames", s)
+                ),
+            )
+        )
     if kinds & {"audio", "transcripts"}:
-        cmds.append(("audio", ["emoflow.media.audio", sheet, probe, f"{w}/audio/{s}.parquet", f"{w}/audio/{s}",
-                               f"{w}/skips/audio/{s}.parquet", "--config", cfg("audio"), *stage_threads(bundle, "audio", threads)]))  # fmt: skip
+        cmds.append(
+            (
+                "audio",
+                STAGES["audio"].argv(
+                    cfg("audio"),
+                    n("audio"),
+                    sheet=sheet,
+                    probe=probe,
+                    index=L.audio_index(s),
+                    wavs=L.audio_wavs(s),
+                    skips=L.skips("audio", s),
+                ),
+            )
+        )
     if "crops" in kinds:
-        cmds.append(("faces", ["emoflow.faces.stage", sheet, probe, f"{w}/frames/{s}.parquet", f"{w}/faces/{s}.parquet",
-                               f"{w}/faces/{s}.videos.parquet", f"{w}/crops/{s}.parquet", f"{w}/skips/faces/{s}.parquet",
-                               "--config", cfg("faces"), *stage_threads(bundle, "faces", threads)]))  # fmt: skip
+        cmds.append(
+            (
+                "faces",
+                STAGES["faces"].argv(
+                    cfg("faces"),
+                    n("faces"),
+                    sheet=sheet,
+                    probe=probe,
+                    frames=L.frames(s),
+                    faces=L.faces(s),
+                    videos=L.face_videos(s),
+                    crops=L.crops(s),
+                    skips=L.skips("faces", s),
+                ),
+            )
+        )
     if "transcripts" in kinds:
-        cmds.append(("asr", ["emoflow.asr.stage", f"{w}/audio/{s}.parquet", f"{w}/audio/{s}", f"{w}/text/{s}.parquet",
-                             f"{w}/skips/asr/{s}.parquet", "--config", cfg("asr", "feature_inputs")]))  # fmt: skip
+        cmds.append(
+            (
+                "asr",
+                STAGES["asr"].argv(
+                    cfg("asr", "feature_inputs"),
+                    index=L.audio_index(s),
+                    wavs=L.audio_wavs(s),
+                    table=L.text(s),
+                    skips=L.skips("asr", s),
+                ),
+            )
+        )
     for name, f in sorted(bundle.features.items()):
         table = f["table"]
         if f.get("stage") == "e2e_tta":  # an e2e network's face transform cache (rule e2e_tta)
-            cmds.append((f"features:{name}", ["emoflow.e2e.tta", table, f"{w}/features/{table}/{s}.parquet", *_inputs_of("crops", w),
-                                              "--config", bundle.feature_config(name), *stage_threads(bundle, "e2e_tta", threads)]))  # fmt: skip
+            cmds.append(
+                (
+                    f"features:{name}",
+                    STAGES["e2e_tta"].argv(
+                        bundle.feature_config(name),
+                        n("e2e_tta"),
+                        name=table,
+                        table=L.features(table, s),
+                        crops=L.crop_inputs(s),
+                    ),
+                )
+            )
             continue
-        cmds.append((f"features:{name}", ["emoflow.features.base", table, f"{w}/features/{table}/{s}.parquet",
-                                          f"{w}/skips/features/{table}/{s}.parquet", *_inputs_of(f["input"], w),
-                                          "--config", bundle.feature_config(name), *stage_threads(bundle, "features", threads)]))  # fmt: skip
+        cmds.append(
+            (
+                f"features:{name}",
+                STAGES["features"].argv(
+                    bundle.feature_config(name),
+                    n("features"),
+                    name=table,
+                    table=L.features(table, s),
+                    skips=L.feature_skips(table, s),
+                    data=L.inputs(f["input"], s),
+                ),
+            )
+        )
     return cmds
 
 
@@ -145,8 +201,14 @@ def run_in_process(argv: list[str], log: Path, models: warm.ModelCache) -> int:
             root.setLevel(saved[1])
 
 
-def run_chunk(bundle: Bundle, rows: pd.DataFrame, work: Path, threads: int | None = None,
-              on_stage: Callable[[str], None] | None = None, models: warm.ModelCache | None = None) -> dict[str, str]:  # fmt: skip
+def run_chunk(
+    bundle: Bundle,
+    rows: pd.DataFrame,
+    work: Path,
+    threads: int | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    models: warm.ModelCache | None = None,
+) -> dict[str, str]:
     """Run the stages on ``rows`` (video_id, path) in ``work``; returns feature name -> table.
     ``models``: run them warm, keeping their models there (see the module doc); None: each
     in its own subprocess."""
@@ -161,13 +223,16 @@ def run_chunk(bundle: Bundle, rows: pd.DataFrame, work: Path, threads: int | Non
             code = run_in_process(argv, log, models)
         else:
             with open(log, "w") as f:
-                code = subprocess.run([sys.executable, "-m", *argv], stdout=f, stderr=subprocess.STDOUT, env=env, cwd=work).returncode
+                code = subprocess.run(
+                    [sys.executable, "-m", *argv], stdout=f, stderr=subprocess.STDOUT, env=env, cwd=work
+                ).returncode
         if code != 0:
             tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-8:])
             raise EmoflowError(f"stage {name} failed (exit {code}); log {log}:\n{tail}")
         if on_stage:
             on_stage(name)
-    return {name: f"{work}/features/{f['table']}/{SHARD}.parquet" for name, f in bundle.features.items()}
+    L = Layout(str(work))
+    return {name: L.features(f["table"], SHARD) for name, f in bundle.features.items()}
 
 
 def skipped(work: Path) -> pd.DataFrame:

@@ -26,11 +26,16 @@ from emoflow.media.ffmpeg import Process, last_line, require
 
 def schema(classes: list[str]) -> pa.Schema:
     return pa.schema(
-        [("video_id", pa.string()), ("second", pa.int32()), ("start", pa.float64()), ("end", pa.float64()),
-         ("label_pred", pa.string())]
+        [
+            ("video_id", pa.string()),
+            ("second", pa.int32()),
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("label_pred", pa.string()),
+        ]
         + [(f"p_{c}", pa.float64()) for c in classes]
         + [("modalities_used", pa.string())]
-    )  # fmt: skip
+    )
 
 
 def windows(duration: float, window: float = 2.0, min_window: float = 0.5) -> list[tuple[int, float, float]]:
@@ -48,9 +53,36 @@ def windows(duration: float, window: float = 2.0, min_window: float = 0.5) -> li
 
 def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float, timeout: float = 120.0) -> None:
     """Re-encode ``[start, end)`` of ``src`` to ``dst`` (H.264 + AAC; streams that exist)."""
-    cmd = [require("ffmpeg"), "-nostdin", "-loglevel", "error", "-y", "-ss", f"{start:.3f}", "-i", f"file:{src}",
-           "-t", f"{end - start:.3f}", "-map", "0:v:0?", "-map", "0:a:0?", "-c:v", "libx264", "-preset", "veryfast",
-           "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac", "-threads", "1", f"file:{dst}"]  # fmt: skip
+    cmd = [
+        require("ffmpeg"),
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-ss",
+        f"{start:.3f}",
+        "-i",
+        f"file:{src}",
+        "-t",
+        f"{end - start:.3f}",
+        "-map",
+        "0:v:0?",
+        "-map",
+        "0:a:0?",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "18",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-threads",
+        "1",
+        f"file:{dst}",
+    ]
     with Process(cmd, timeout) as proc:
         code, err = proc.finish()
     if proc.timed_out:

@@ -39,8 +39,14 @@ def distribution_scores(q: np.ndarray, p: np.ndarray) -> dict:
     }
 
 
-def score(probs: np.ndarray, labels: np.ndarray, classes: list[str], votes: np.ndarray | None = None,
-          has_votes: np.ndarray | None = None, majority: np.ndarray | None = None) -> dict:  # fmt: skip
+def score(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    votes: np.ndarray | None = None,
+    has_votes: np.ndarray | None = None,
+    majority: np.ndarray | None = None,
+) -> dict:
     """Accuracy, UAR (FER2013 labels), accuracy and UAR against the FER+ majority and the
     distribution scores against the FER+ votes (when given) of predicted ``probs``."""
     pred = np.asarray(probs).argmax(1)

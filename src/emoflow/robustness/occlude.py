@@ -50,7 +50,9 @@ def face_box(landmarks: np.ndarray, size: int) -> tuple[int, int, int, int]:
     return clip(x0), clip(y0), clip(x1), clip(y1)
 
 
-def region(kind: str, landmarks: np.ndarray, size: int, rng: np.random.Generator | None = None) -> tuple[int, int, int, int]:
+def region(
+    kind: str, landmarks: np.ndarray, size: int, rng: np.random.Generator | None = None
+) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of occluder ``kind`` on a ``size`` face with these landmarks."""
     lm = np.asarray(landmarks, np.float32)
     d = float(np.linalg.norm(lm[1] - lm[0]))
@@ -72,7 +74,9 @@ def region(kind: str, landmarks: np.ndarray, size: int, rng: np.random.Generator
     raise ValueError(f"unknown occluder {kind!r} (known: {', '.join(OCCLUDERS)})")
 
 
-def occlude(images: np.ndarray, kind: str, landmarks: np.ndarray | None = None, fill: int = 0, seed: int = 0) -> np.ndarray:
+def occlude(
+    images: np.ndarray, kind: str, landmarks: np.ndarray | None = None, fill: int = 0, seed: int = 0
+) -> np.ndarray:
     """A copy of uint8 faces (N, S, S) with occluder ``kind``; ``landmarks`` (5, 2) for all
     faces or (N, 5, 2) per face (default: the FER2013 template at this size)."""
     x = np.array(images, copy=True)

@@ -20,13 +20,25 @@ import pandas as pd
 from emoflow.evaluate.plots import _pyplot, _save
 
 TARGET_ORDER = ("hard", "votes", "uncertainty")
-METRICS = ("accuracy", "uar", "accuracy_ferplus", "uar_ferplus", "kl_ferplus", "chebyshev_ferplus", "cosine_ferplus",
-           "intersection_ferplus")  # fmt: skip
+METRICS = (
+    "accuracy",
+    "uar",
+    "accuracy_ferplus",
+    "uar_ferplus",
+    "kl_ferplus",
+    "chebyshev_ferplus",
+    "cosine_ferplus",
+    "intersection_ferplus",
+)
 
 
 def row(score: dict) -> dict:
     """One flat table row of a score dict (:func:`emoflow.robustness.stage.score_model`)."""
-    r = {"target": score["targets"], "noise": int(round(100 * float(score["label_noise"]))), "best_epoch": score["best_epoch"]}
+    r = {
+        "target": score["targets"],
+        "noise": int(round(100 * float(score["label_noise"]))),
+        "best_epoch": score["best_epoch"],
+    }
     r.update({m: score["public_test"].get(m) for m in METRICS})
     r.update({f"occ_{k}": v["accuracy"] for k, v in score.get("occlusion", {}).items()})
     r["lambda_auroc"] = score.get("lambda_auroc")
@@ -36,12 +48,22 @@ def row(score: dict) -> dict:
 def table(rows: list[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     order = {t: i for i, t in enumerate(TARGET_ORDER)}
-    return df.sort_values(["target", "noise"], key=lambda s: s.map(order) if s.name == "target" else s).reset_index(drop=True)
+    return df.sort_values(["target", "noise"], key=lambda s: s.map(order) if s.name == "target" else s).reset_index(
+        drop=True
+    )
 
 
 def markdown(df: pd.DataFrame) -> str:
-    cols = ["target", "noise", "accuracy", "uar", "accuracy_ferplus", "kl_ferplus", "lambda_auroc",
-            *[c for c in df.columns if c.startswith("occ_")]]  # fmt: skip
+    cols = [
+        "target",
+        "noise",
+        "accuracy",
+        "uar",
+        "accuracy_ferplus",
+        "kl_ferplus",
+        "lambda_auroc",
+        *[c for c in df.columns if c.startswith("occ_")],
+    ]
     cols = [c for c in cols if c in df.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in df[cols].iterrows():
@@ -90,8 +112,12 @@ def occlusion_png(df: pd.DataFrame, path: str | os.PathLike) -> None:
     width = 0.8 / max(1, len(targets))
     x = np.arange(len(kinds))
     for i, (_, r) in enumerate(clean.iterrows()):
-        ax.bar(x + (i - (len(targets) - 1) / 2) * width, [100 * float(r[k]) if pd.notna(r[k]) else 0 for k in kinds], width,
-               label=r["target"])  # fmt: skip
+        ax.bar(
+            x + (i - (len(targets) - 1) / 2) * width,
+            [100 * float(r[k]) if pd.notna(r[k]) else 0 for k in kinds],
+            width,
+            label=r["target"],
+        )
     ax.set_xticks(x)
     ax.set_xticklabels(["none" if k == "accuracy" else k.removeprefix("occ_") for k in kinds])
     ax.set_ylabel("public_test accuracy (%)")
@@ -118,7 +144,9 @@ def write(rows: list[dict], csv: str, md: str, noise_plot: str, occlusion_plot: 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="emoflow robustness report", description="Robustness table and plots from score JSONs.")
+    ap = argparse.ArgumentParser(
+        prog="emoflow robustness report", description="Robustness table and plots from score JSONs."
+    )
     ap.add_argument("outdir")
     ap.add_argument("--scores", nargs="+", required=True)
     args = ap.parse_args(argv)
@@ -131,7 +159,13 @@ def main(argv=None) -> int:
             return 1
     out = Path(args.outdir)
     out.mkdir(parents=True, exist_ok=True)
-    write(rows, out / "robustness.csv", out / "robustness.md", out / "robustness_noise.png", out / "robustness_occlusion.png")
+    write(
+        rows,
+        out / "robustness.csv",
+        out / "robustness.md",
+        out / "robustness_noise.png",
+        out / "robustness_occlusion.png",
+    )
     return 0
 
 

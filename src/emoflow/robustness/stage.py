@@ -54,7 +54,9 @@ def load_public_test(fer_path: str, votes_path: str, label_map: dict, limit: int
     return TestSet(data.classes, data.test_x[sl], data.test_y[sl], dist[sl], has[sl], maj[sl])
 
 
-def score_model(meta_path: str, test: TestSet, occluders=(), faces_path: str | None = None, device: str = "auto") -> dict:
+def score_model(
+    meta_path: str, test: TestSet, occluders=(), faces_path: str | None = None, device: str = "auto"
+) -> dict:
     """Scores of one fitted frame CNN on ``test``: clean, under each occluder, and λ's AUROC."""
     from emoflow.features.frame_cnn import load_fitted
     from emoflow.nets.common import pick_device
@@ -71,10 +73,14 @@ def score_model(meta_path: str, test: TestSet, occluders=(), faces_path: str | N
     def probs(x):
         return predict(net, x, meta["mean"], meta["std"], dev)
 
-    out = {"targets": meta.get("targets", "hard"), "best_epoch": meta["best_epoch"], "val_accuracy": meta["val_accuracy"],
-           "label_noise": (meta.get("training") or {}).get("label_noise", {}).get("rate", 0.0),
-           "public_test": metrics.score(probs(test.x), test.y, test.classes, test.votes, test.has_votes, test.majority),
-           "occlusion": {}}  # fmt: skip
+    out = {
+        "targets": meta.get("targets", "hard"),
+        "best_epoch": meta["best_epoch"],
+        "val_accuracy": meta["val_accuracy"],
+        "label_noise": (meta.get("training") or {}).get("label_noise", {}).get("rate", 0.0),
+        "public_test": metrics.score(probs(test.x), test.y, test.classes, test.votes, test.has_votes, test.majority),
+        "occlusion": {},
+    }
     for kind in occluders:
         p = probs(occlude(test.x, kind))
         s = metrics.score(p, test.y, test.classes)
@@ -97,8 +103,17 @@ def lambda_auroc(faces_path: str) -> float | None:
     return auroc(1.0 - t["lam"].to_numpy(), t["flipped"].to_numpy(bool))
 
 
-def fit_one(target: str, noise_pct: float, out: str, faces_out: str, cfg: dict, classes: list[str], threads: int = 1,
-            log=None, resume: str | None = None) -> dict:  # fmt: skip
+def fit_one(
+    target: str,
+    noise_pct: float,
+    out: str,
+    faces_out: str,
+    cfg: dict,
+    classes: list[str],
+    threads: int = 1,
+    log=None,
+    resume: str | None = None,
+) -> dict:
     """One frame CNN of the grid: ``cfg`` is the robustness section (``net``: a frame_cnn entry,
     ``label_map``, ``seed``); ``target`` the training targets, ``noise_pct`` the flip rate."""
     from emoflow.features import frame_cnn
@@ -116,7 +131,9 @@ def fit_one(target: str, noise_pct: float, out: str, faces_out: str, cfg: dict, 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="emoflow robustness", description="Label-noise and occlusion robustness of the frame CNN.")
+    ap = argparse.ArgumentParser(
+        prog="emoflow robustness", description="Label-noise and occlusion robustness of the frame CNN."
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fit", help="train one frame CNN of the grid")
     f.add_argument("target", choices=["hard", "votes", "uncertainty"])
@@ -131,7 +148,9 @@ def main(argv=None) -> int:
     s.add_argument("model")
     s.add_argument("faces")
     s.add_argument("out", help="scores JSON")
-    s.add_argument("--config", required=True, help="JSON: the robustness section (net.train.path, votes, label_map, occluders)")
+    s.add_argument(
+        "--config", required=True, help="JSON: the robustness section (net.train.path, votes, label_map, occluders)"
+    )
     s.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
 
@@ -148,14 +167,28 @@ def main(argv=None) -> int:
     cfg["votes"] = (cfg.get("votes") or "{data_root}/ferplus/ferplus_votes.parquet").replace("{data_root}", root)
     try:
         if args.cmd == "fit":
-            fit_one(args.target, args.noise, args.out, args.faces, cfg, json.loads(args.classes), args.threads, log, args.resume)
+            fit_one(
+                args.target,
+                args.noise,
+                args.out,
+                args.faces,
+                cfg,
+                json.loads(args.classes),
+                args.threads,
+                log,
+                args.resume,
+            )
         else:
             setup_torch(args.threads, seed=None)
             test = load_public_test(net["train"]["path"], cfg["votes"], cfg["label_map"])
             res = score_model(args.model, test, cfg.get("occluders") or (), args.faces)
             write_text(args.out, json.dumps(res, indent=1) + "\n")
-            log.info("public_test accuracy %.4f, occlusion %s, λ AUROC %s", res["public_test"]["accuracy"],
-                     {k: round(v["accuracy"], 4) for k, v in res["occlusion"].items()}, res["lambda_auroc"])  # fmt: skip
+            log.info(
+                "public_test accuracy %.4f, occlusion %s, λ AUROC %s",
+                res["public_test"]["accuracy"],
+                {k: round(v["accuracy"], 4) for k, v in res["occlusion"].items()},
+                res["lambda_auroc"],
+            )
     except EmoflowError as exc:
         log.error("%s", exc)
         return 1

@@ -27,7 +27,9 @@ class ExpressionEmbedding(Extractor):
 
         setup_torch(self.threads, seed=None)
         if not self.params["model"]:
-            raise ValueError("expression_embedding needs a fitted model (the workflow's fit_expression_embedding rule makes it)")
+            raise ValueError(
+                "expression_embedding needs a fitted model (the workflow's fit_expression_embedding rule makes it)"
+            )
         self.device = pick_device(self.params["device"])
         self.net, self.meta = model.load(self.params["model"], self.device)
         self.framing = self.params["framing"] if self.params["framing"] is not None else self.meta.get("framing")
@@ -41,6 +43,13 @@ class ExpressionEmbedding(Extractor):
         from emoflow.similarity import model
 
         images = model.face_images(clip.color if self.framing else None, clip.grey, self.framing, self.trunk["size"])
-        emb = model.embed(self.net, images, self.trunk["mean"], self.trunk["std"], self.device, self.params["extract_batch"],
-                          flip_tta=self.meta.get("flip_tta", False))  # fmt: skip
+        emb = model.embed(
+            self.net,
+            images,
+            self.trunk["mean"],
+            self.trunk["std"],
+            self.device,
+            self.params["extract_batch"],
+            flip_tta=self.meta.get("flip_tta", False),
+        )
         return Output(emb.astype(np.float32), clip.times, clip.frames)

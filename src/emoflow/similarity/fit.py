@@ -103,7 +103,9 @@ def cache_frozen(net, images: np.ndarray, mean: float, std: float, flip: bool, d
     return out, (torch.cat(mirrored) if flip else None)
 
 
-def embed_cached(net, cache, faces: np.ndarray | None = None, flip_tta: bool = True, device="cpu", batch_size: int = 1024):
+def embed_cached(
+    net, cache, faces: np.ndarray | None = None, flip_tta: bool = True, device="cpu", batch_size: int = 1024
+):
     """Embeddings (numpy) of cached faces (all, or the rows ``faces``) in eval mode."""
     import torch
     import torch.nn.functional as F
@@ -124,8 +126,17 @@ def embed_cached(net, cache, faces: np.ndarray | None = None, flip_tta: bool = T
     return np.concatenate(out) if out else np.zeros((0, net.dim), np.float32)
 
 
-def train(net, cache, trip: T.Triplets, p: dict, device, held: T.Triplets | None = None, stop_after: int | None = None,
-          log=None, votes=None) -> dict:  # fmt: skip
+def train(
+    net,
+    cache,
+    trip: T.Triplets,
+    p: dict,
+    device,
+    held: T.Triplets | None = None,
+    stop_after: int | None = None,
+    log=None,
+    votes=None,
+) -> dict:
     """Train ``net``'s tail in place on ``trip`` for ``p['epochs']`` epochs (or ``stop_after``
     of them, same schedule).  With ``held``: keep the best held-out epoch's weights.
     ``votes``: (distributions, valid) of every face, for ``votes_weight``.
@@ -177,7 +188,9 @@ def train(net, cache, trip: T.Triplets, p: dict, device, held: T.Triplets | None
                 ok = vvalid[rows]
                 if ok.any():
                     logp = F.log_softmax(vhead(e[ok.to(device)]), 1)
-                    batch_loss = batch_loss + p["votes_weight"] * F.kl_div(logp, vdist[rows][ok].to(device), reduction="batchmean")
+                    batch_loss = batch_loss + p["votes_weight"] * F.kl_div(
+                        logp, vdist[rows][ok].to(device), reduction="batchmean"
+                    )
             opt.zero_grad(set_to_none=True)
             batch_loss.backward()
             opt.step()
@@ -185,8 +198,13 @@ def train(net, cache, trip: T.Triplets, p: dict, device, held: T.Triplets | None
             loss_sum += float(loss.detach().sum())
             active += int((loss.detach() > 0).sum())
             n_seen += len(b)
-        row = {"epoch": epoch + 1, "loss": loss_sum / max(1, n_seen), "active": active / max(1, n_seen),
-               "lr": sched.get_last_lr()[0], "seconds": round(time.time() - t0, 1)}  # fmt: skip
+        row = {
+            "epoch": epoch + 1,
+            "loss": loss_sum / max(1, n_seen),
+            "active": active / max(1, n_seen),
+            "lr": sched.get_last_lr()[0],
+            "seconds": round(time.time() - t0, 1),
+        }
         if held is not None:
             emb = np.zeros((len(plain), net.dim), np.float32)
             emb[held_faces] = embed_cached(net, cache, held_faces, p["flip_tta"], device)
@@ -197,11 +215,23 @@ def train(net, cache, trip: T.Triplets, p: dict, device, held: T.Triplets | None
         history.append(row)
         if log:
             extra = f" held-out {row['held_all']:.4f}" if held is not None else ""
-            log.info("epoch %d/%d: loss %.4f active %.3f%s (%.0f s)", epoch + 1, epochs, row["loss"], row["active"], extra, row["seconds"])
+            log.info(
+                "epoch %d/%d: loss %.4f active %.3f%s (%.0f s)",
+                epoch + 1,
+                epochs,
+                row["loss"],
+                row["active"],
+                extra,
+                row["seconds"],
+            )
     if held is not None and best["state"] is not None:
         net.load_state_dict(best["state"])
-    return {"history": history, "best_epoch": best["epoch"] if held is not None else epochs,
-            "best_held": best.get("scores"), "seconds": round(time.time() - t0, 1)}  # fmt: skip
+    return {
+        "history": history,
+        "best_epoch": best["epoch"] if held is not None else epochs,
+        "best_held": best.get("scores"),
+        "seconds": round(time.time() - t0, 1),
+    }
 
 
 def fit(trunk_path: str, out: str | None, params: dict, threads: int = 1, log=None, caches: dict | None = None) -> dict:
@@ -222,9 +252,16 @@ def fit(trunk_path: str, out: str | None, params: dict, threads: int = 1, log=No
     trunk, tmeta = M.load_trunk(trunk_path)
     faces, trip = T.load(p["images"], p["triplets"], "train")
     if log:
-        log.info("%d training triplets over %d FER2013 train faces; trunk %s (%s)", len(trip), len(faces), trunk_path, tmeta["arch"])
-    net = M.Embedder(trunk, tmeta["arch"], tune=p["tune"], inputs=p["inputs"], hidden=p["hidden"], dim=p["dim"],
-                     dropout=p["dropout"]).to(device)  # fmt: skip
+        log.info(
+            "%d training triplets over %d FER2013 train faces; trunk %s (%s)",
+            len(trip),
+            len(faces),
+            trunk_path,
+            tmeta["arch"],
+        )
+    net = M.Embedder(
+        trunk, tmeta["arch"], tune=p["tune"], inputs=p["inputs"], hidden=p["hidden"], dim=p["dim"], dropout=p["dropout"]
+    ).to(device)
     start = copy.deepcopy(net.state_dict())
     mean, std = float(tmeta["mean"]), float(tmeta["std"])
     key = (str(trunk_path), p["triplets"], p["tune"], tuple(net.inputs), bool(p["flip"] or p["flip_tta"]))
@@ -239,8 +276,12 @@ def fit(trunk_path: str, out: str | None, params: dict, threads: int = 1, log=No
         log.info("frozen trunk cached: %s per face (%.0f s)", tuple(cache[0].shape[1:]), t_cache)
     fit_rows, held_rows = T.holdout_split(trip, len(faces), p["holdout"], p["seed"], min_held=2)
     if log:
-        log.info("held out: %d triplets with 2+ of %.0f%% of the faces held out; fitting on %d", len(held_rows), 100 * p["holdout"],
-                 len(fit_rows))  # fmt: skip
+        log.info(
+            "held out: %d triplets with 2+ of %.0f%% of the faces held out; fitting on %d",
+            len(held_rows),
+            100 * p["holdout"],
+            len(fit_rows),
+        )
     votes = T.load_votes(p["votes"], faces, "train") if p["votes_weight"] else None
     chosen = train(net, cache, trip.take(fit_rows), p, device, held=trip.take(held_rows), log=log, votes=votes)
     best_epoch = chosen["best_epoch"]
@@ -253,17 +294,49 @@ def fit(trunk_path: str, out: str | None, params: dict, threads: int = 1, log=No
     train_seconds = time.time() - t0 - t_cache
     meta = {
         "trunk": {k: tmeta[k] for k in ("arch", "net", "size", "classes", "mean", "std")} | {"model": str(trunk_path)},
-        "head": {"tune": p["tune"], "inputs": net.inputs, "hidden": p["hidden"], "dim": p["dim"], "dropout": p["dropout"]},
-        "framing": p["framing"], "flip_tta": bool(p["flip_tta"]),
-        "training": {k: p[k] for k in ("margin", "mining", "hard_fraction", "epochs", "batch_size", "lr", "weight_decay",
-                                        "flip", "holdout", "refit", "seed", "votes_weight", "precision")},
-        "data": {"images": str(p["images"]), "triplets": str(p["triplets"]), "faces": len(faces), "triplets_n": len(trip),
-                 "fit_triplets": int(len(fit_rows)), "held_triplets": int(len(held_rows))},
-        "best_epoch": best_epoch, "held_out": chosen["best_held"], "history": chosen["history"],
+        "head": {
+            "tune": p["tune"],
+            "inputs": net.inputs,
+            "hidden": p["hidden"],
+            "dim": p["dim"],
+            "dropout": p["dropout"],
+        },
+        "framing": p["framing"],
+        "flip_tta": bool(p["flip_tta"]),
+        "training": {
+            k: p[k]
+            for k in (
+                "margin",
+                "mining",
+                "hard_fraction",
+                "epochs",
+                "batch_size",
+                "lr",
+                "weight_decay",
+                "flip",
+                "holdout",
+                "refit",
+                "seed",
+                "votes_weight",
+                "precision",
+            )
+        },
+        "data": {
+            "images": str(p["images"]),
+            "triplets": str(p["triplets"]),
+            "faces": len(faces),
+            "triplets_n": len(trip),
+            "fit_triplets": int(len(fit_rows)),
+            "held_triplets": int(len(held_rows)),
+        },
+        "best_epoch": best_epoch,
+        "held_out": chosen["best_held"],
+        "history": chosen["history"],
         "refit_history": refit["history"] if refit else None,
         "seconds": {"cache": round(t_cache, 1), "train": round(train_seconds, 1)},
-        "device": str(device), "threads": threads,
-    }  # fmt: skip
+        "device": str(device),
+        "threads": threads,
+    }
     if p["val_triplets"] and Path(p["val_triplets"]).is_file():
         vfaces, vtrip = T.load(p["images"], p["val_triplets"], "public_test")
         emb = M.embed(net, vfaces.images, mean, std, device, flip_tta=p["flip_tta"])
@@ -297,7 +370,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m emoflow.similarity.fit", description="Train the expression embedding.")
     ap.add_argument("trunk", help="the frame CNN fit (JSON, .pt beside it) whose network is the trunk")
     ap.add_argument("out", help="model metadata JSON (the .pt weights are written beside it)")
-    ap.add_argument("--config", required=True, help="JSON: the expression_embedding config entry (+ data_root, trunk_framing)")
+    ap.add_argument(
+        "--config", required=True, help="JSON: the expression_embedding config entry (+ data_root, trunk_framing)"
+    )
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     from emoflow import logs

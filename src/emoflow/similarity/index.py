@@ -33,13 +33,15 @@ CHUNK = 1024  # crops decoded and embedded at a time
 
 
 def schema(dim: int) -> pa.Schema:
-    return pa.schema([
-        pa.field("video_id", pa.string(), nullable=False),
-        pa.field("frame", pa.int32(), nullable=False),
-        pa.field("time", pa.float64(), nullable=False),
-        pa.field("crops", pa.string(), nullable=False),
-        pa.field("x", pa.list_(pa.float32(), dim), nullable=False),
-    ])  # fmt: skip
+    return pa.schema(
+        [
+            pa.field("video_id", pa.string(), nullable=False),
+            pa.field("frame", pa.int32(), nullable=False),
+            pa.field("time", pa.float64(), nullable=False),
+            pa.field("crops", pa.string(), nullable=False),
+            pa.field("x", pa.list_(pa.float32(), dim), nullable=False),
+        ]
+    )
 
 
 def decode_colour(jpegs) -> np.ndarray:
@@ -80,7 +82,9 @@ class Embedding:
         from emoflow.similarity import model
 
         tr = self.meta["trunk"]
-        return model.embed(self.net, images, tr["mean"], tr["std"], self.device, flip_tta=self.meta.get("flip_tta", False))
+        return model.embed(
+            self.net, images, tr["mean"], tr["std"], self.device, flip_tta=self.meta.get("flip_tta", False)
+        )
 
 
 def _rel(path: str | Path, root: Path) -> str:
@@ -91,8 +95,14 @@ def _rel(path: str | Path, root: Path) -> str:
         return str(p)
 
 
-def build(index_path: str | Path, model_json: str | Path, crop_files: list[str], stages: dict | None = None, threads: int = 1,
-          log=None) -> dict:  # fmt: skip
+def build(
+    index_path: str | Path,
+    model_json: str | Path,
+    crop_files: list[str],
+    stages: dict | None = None,
+    threads: int = 1,
+    log=None,
+) -> dict:
     """Embed every crop of ``crop_files`` with the fit ``model_json``; write the index."""
     out = Path(index_path)
     root = out.parent.parent  # results/<run>/similarity/index.parquet -> results/<run>
@@ -108,21 +118,33 @@ def build(index_path: str | Path, model_json: str | Path, crop_files: list[str],
             colour = decode_colour(part["color"].to_pylist()) if emb.framing else None
             xs.append(emb.crops(colour, grey_of(part["grey"].to_pylist())))
         x = np.concatenate(xs) if xs else np.zeros((0, emb.dim), np.float32)
-        tables.append(pa.table({
-            "video_id": t["video_id"], "frame": t["frame"].cast(pa.int32()), "time": t["time"],
-            "crops": pa.array([name] * t.num_rows, pa.string()),
-            "x": pa.FixedSizeListArray.from_arrays(pa.array(x.astype(np.float32).reshape(-1)), emb.dim),
-        }, schema=schema(emb.dim)))  # fmt: skip
+        tables.append(
+            pa.table(
+                {
+                    "video_id": t["video_id"],
+                    "frame": t["frame"].cast(pa.int32()),
+                    "time": t["time"],
+                    "crops": pa.array([name] * t.num_rows, pa.string()),
+                    "x": pa.FixedSizeListArray.from_arrays(pa.array(x.astype(np.float32).reshape(-1)), emb.dim),
+                },
+                schema=schema(emb.dim),
+            )
+        )
         if log:
             log.info("%s: %d crops", f, t.num_rows)
     table = pa.concat_tables(tables) if tables else schema(emb.dim).empty_table()
     write_table(table, out, schema(emb.dim))
     meta = {
-        "model": _rel(model_json, root), "dim": emb.dim, "n": table.num_rows,
-        "videos": len(set(table["video_id"].to_pylist())), "crops": [_rel(f, root) for f in crop_files],
-        "stages": stages or {}, "framing": emb.framing, "flip_tta": emb.meta.get("flip_tta", False),
+        "model": _rel(model_json, root),
+        "dim": emb.dim,
+        "n": table.num_rows,
+        "videos": len(set(table["video_id"].to_pylist())),
+        "crops": [_rel(f, root) for f in crop_files],
+        "stages": stages or {},
+        "framing": emb.framing,
+        "flip_tta": emb.meta.get("flip_tta", False),
         "distance": "squared Euclidean between unit vectors (0-4)",
-    }  # fmt: skip
+    }
     write_text(out.with_suffix(".json"), json.dumps(meta, indent=1) + "\n")
     return meta
 
@@ -143,12 +165,18 @@ class Index:
         run = Path(run)
         path = run / "similarity" / "index.parquet"
         if not path.is_file() or not path.with_suffix(".json").is_file():
-            raise EmoflowError(f"{run}: no similarity/index.parquet + index.json (a run with the expression_embedding "
-                               "feature on builds it; or python -m emoflow.similarity.index)")  # fmt: skip
+            raise EmoflowError(
+                f"{run}: no similarity/index.parquet + index.json (a run with the expression_embedding "
+                "feature on builds it; or python -m emoflow.similarity.index)"
+            )
         meta = json.loads(path.with_suffix(".json").read_text())
         t = read_table(path)
         x = t["x"].combine_chunks()
-        mat = x.values.to_numpy(zero_copy_only=False).reshape(-1, meta["dim"]) if len(x) else np.zeros((0, meta["dim"]), np.float32)
+        mat = (
+            x.values.to_numpy(zero_copy_only=False).reshape(-1, meta["dim"])
+            if len(x)
+            else np.zeros((0, meta["dim"]), np.float32)
+        )
         return cls(run, meta, t.drop(["x"]).to_pandas(), mat.astype(np.float32))
 
 
@@ -162,7 +190,9 @@ def stages_of(configs: list[str]) -> dict:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="python -m emoflow.similarity.index", description="Embed a run's face crops once (the similarity index).")
+    ap = argparse.ArgumentParser(
+        prog="python -m emoflow.similarity.index", description="Embed a run's face crops once (the similarity index)."
+    )
     ap.add_argument("index", help="the index Parquet to write (RESULTS/similarity/index.parquet; index.json beside it)")
     ap.add_argument("model", help="the expression embedding fit (JSON, .pt beside it)")
     ap.add_argument("crops", nargs="+", help="the run's crops tables (crops/<shard>.parquet)")
@@ -179,7 +209,9 @@ def main(argv=None) -> int:
     except EmoflowError as exc:
         log.error("%s", exc)
         return 1
-    log.info("index %s: %d crops of %d videos (%s)", args.index, meta["n"], meta["videos"], os.path.basename(args.model))
+    log.info(
+        "index %s: %d crops of %d videos (%s)", args.index, meta["n"], meta["videos"], os.path.basename(args.model)
+    )
     return 0
 
 

@@ -45,8 +45,16 @@ def load_trunk(meta_path: str | Path):
 
 
 class Embedder(nn.Module):
-    def __init__(self, trunk: nn.Module, arch: str, tune: str = "none", inputs=None, hidden: int = 256, dim: int = 16,
-                 dropout: float = 0.2):  # fmt: skip
+    def __init__(
+        self,
+        trunk: nn.Module,
+        arch: str,
+        tune: str = "none",
+        inputs=None,
+        hidden: int = 256,
+        dim: int = 16,
+        dropout: float = 0.2,
+    ):
         super().__init__()
         if tune not in TUNES:
             raise ValueError(f"tune: {tune!r} is not one of {TUNES}")
@@ -172,8 +180,15 @@ def face_images(color: np.ndarray | None, grey: np.ndarray, framing: dict | None
 
 
 @torch.no_grad()
-def embed(net: Embedder, images: np.ndarray, mean: float, std: float, device="cpu", batch_size: int = 256,
-          flip_tta: bool = False) -> np.ndarray:  # fmt: skip
+def embed(
+    net: Embedder,
+    images: np.ndarray,
+    mean: float,
+    std: float,
+    device="cpu",
+    batch_size: int = 256,
+    flip_tta: bool = False,
+) -> np.ndarray:
     """(n, dim) float32 embeddings of uint8 grey images (n, s, s); ``flip_tta`` averages the
     embeddings of each image and its mirror image (then normalises again)."""
     from emoflow.nets.common import batches

@@ -36,19 +36,34 @@ SRC = str(Path(__file__).resolve().parents[2])
 
 def _run_stages(media: Path, stages: dict, work: Path, threads: int) -> Path:
     """The run's shard / probe / frames / faces stages on one file; returns its crops table."""
-    w, s = work, SHARD
+    from emoflow.workflow.layout import Layout
+    from emoflow.workflow.stages import STAGES
+
+    w, s, L = work, SHARD, Layout(str(work))
     manifest = w / "manifest.csv"
     pd.DataFrame([{"video_id": "query", "path": str(media)}]).to_csv(manifest, index=False)
     cfg = lambda key: json.dumps({key: stages[key]}, sort_keys=True)  # noqa: E731
-    sheet, probe = f"{w}/shards/{s}.parquet", f"{w}/probe/{s}.parquet"
+    sheet, probe = L.sheet(s), L.probe(s)
     cmds = [
-        ["emoflow.dataset.shards", str(manifest), s, sheet, "--config", json.dumps({"sharding": {"n_shards": 1}})],
-        ["emoflow.media.probe", sheet, probe, f"{w}/skips/probe/{s}.parquet", "--config", cfg("probe")],
-        ["emoflow.media.frames", sheet, probe, f"{w}/frames/{s}.parquet", f"{w}/skips/frames/{s}.parquet",
-         "--config", cfg("frames"), "--threads", str(threads)],
-        ["emoflow.faces.stage", sheet, probe, f"{w}/frames/{s}.parquet", f"{w}/faces/{s}.parquet", f"{w}/faces/{s}.videos.parquet",
-         f"{w}/crops/{s}.parquet", f"{w}/skips/faces/{s}.parquet", "--config", cfg("faces"), "--threads", str(threads)],
-    ]  # fmt: skip
+        STAGES["shard_sheet"].argv(
+            json.dumps({"sharding": {"n_shards": 1}}), manifest=str(manifest), shard=s, sheet=sheet
+        ),
+        STAGES["probe"].argv(cfg("probe"), sheet=sheet, table=probe, skips=L.skips("probe", s)),
+        STAGES["frames"].argv(
+            cfg("frames"), threads, sheet=sheet, probe=probe, table=L.frames(s), skips=L.skips("frames", s)
+        ),
+        STAGES["faces"].argv(
+            cfg("faces"),
+            threads,
+            sheet=sheet,
+            probe=probe,
+            frames=L.frames(s),
+            faces=L.faces(s),
+            videos=L.face_videos(s),
+            crops=L.crops(s),
+            skips=L.skips("faces", s),
+        ),
+    ]
     env = dict(os.environ)
     env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     for argv in cmds:
@@ -59,7 +74,7 @@ def _run_stages(media: Path, stages: dict, work: Path, threads: int) -> Path:
         if proc.returncode != 0:
             tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-6:])
             raise EmoflowError(f"{argv[0]} failed on the query (exit {proc.returncode}); log {log}:\n{tail}")
-    return w / "crops" / f"{s}.parquet"
+    return Path(L.crops(s))
 
 
 def query_faces(path: str, stages: dict, work: Path, threads: int = 1):
@@ -71,7 +86,9 @@ def query_faces(path: str, stages: dict, work: Path, threads: int = 1):
     if not src.is_file():
         raise EmoflowError(f"{path}: no such file")
     if not stages:
-        raise EmoflowError("the index records no stage settings (probe, frames, faces): rebuild it with --stages or --configfile")
+        raise EmoflowError(
+            "the index records no stage settings (probe, frames, faces): rebuild it with --stages or --configfile"
+        )
     is_image = src.suffix.lower() in IMAGE_SUFFIXES
     media = src
     if is_image:
@@ -121,7 +138,9 @@ def neighbour_crops(index: Index, hits: pd.DataFrame) -> list[np.ndarray]:
     for name, grp in hits.groupby("crops"):
         t = read_table(index.path(name), columns=["video_id", "frame", "color"])
         t = t.filter(pc.is_in(t["video_id"], value_set=pa_array(grp["video_id"].unique())))
-        lookup = {(v, int(f)): c for v, f, c in zip(t["video_id"].to_pylist(), t["frame"].to_pylist(), t["color"].to_pylist())}
+        lookup = {
+            (v, int(f)): c for v, f, c in zip(t["video_id"].to_pylist(), t["frame"].to_pylist(), t["color"].to_pylist())
+        }
         for i, r in grp.iterrows():
             out[i] = decode_colour([lookup[(r["video_id"], int(r["frame"]))]])[0]
     return [out[i] for i in hits.index]
@@ -133,8 +152,15 @@ def pa_array(values):
     return pa.array(list(values), pa.string())
 
 
-def contact_sheet(query: np.ndarray, query_label, hits: pd.DataFrame, crops: list[np.ndarray], path: str | Path,
-                  tile: int = 144, columns: int = 5) -> Path:  # fmt: skip
+def contact_sheet(
+    query: np.ndarray,
+    query_label,
+    hits: pd.DataFrame,
+    crops: list[np.ndarray],
+    path: str | Path,
+    tile: int = 144,
+    columns: int = 5,
+) -> Path:
     """The query (left, framed in blue) beside its neighbours in rank order, each captioned
     with rank, distance, video id and time."""
     from PIL import Image, ImageDraw, ImageFont
@@ -162,15 +188,28 @@ def contact_sheet(query: np.ndarray, query_label, hits: pd.DataFrame, crops: lis
     for n, (img, (_, r)) in enumerate(zip(crops, hits.iterrows())):
         x = x0 + (n % cols) * (tile + pad)
         y = pad + (n // cols) * (tile + cap + pad)
-        put(img, x, y, [f"#{r['rank']}  d={r['distance']:.3f}", str(r["video_id"]), f"t={r['time']:.2f}s frame {int(r['frame'])}"])
+        put(
+            img,
+            x,
+            y,
+            [f"#{r['rank']}  d={r['distance']:.3f}", str(r["video_id"]), f"t={r['time']:.2f}s frame {int(r['frame'])}"],
+        )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path
 
 
-def similar(run: str, query: str, k: int = 10, per_video: int = 1, sheet: str | None = None, threads: int = 1,
-            work: str | None = None, exclude=()) -> tuple[pd.DataFrame, Path, str]:  # fmt: skip
+def similar(
+    run: str,
+    query: str,
+    k: int = 10,
+    per_video: int = 1,
+    sheet: str | None = None,
+    threads: int = 1,
+    work: str | None = None,
+    exclude=(),
+) -> tuple[pd.DataFrame, Path, str]:
     """Search ``run``'s index for ``query``: (neighbours, contact sheet path, how the query was read)."""
     index = Index.load(run)
     emb = Embedding(index.path(index.meta["model"]), threads)
@@ -180,7 +219,9 @@ def similar(run: str, query: str, k: int = 10, per_video: int = 1, sheet: str | 
         from PIL import Image
 
         size = emb.meta["trunk"]["size"]
-        images = np.stack([np.asarray(Image.fromarray(c).convert("L").resize((size, size), Image.BILINEAR)) for c in colour])
+        images = np.stack(
+            [np.asarray(Image.fromarray(c).convert("L").resize((size, size), Image.BILINEAR)) for c in colour]
+        )
         e = emb.images(images)
     else:
         e = emb.crops(colour, grey)
@@ -200,15 +241,21 @@ def main(argv=None) -> int:
     ap.add_argument("--run", required=True, help="a run's results folder holding similarity/index.parquet")
     ap.add_argument("query", help="a face image or a video")
     ap.add_argument("--k", type=int, default=10, help="neighbours to show (default 10)")
-    ap.add_argument("--per-video", type=int, default=1, help="at most this many neighbours from one video (0: no limit; default 1)")
-    ap.add_argument("--exclude", action="append", default=[], help="leave out this video id (repeatable; e.g. the query's own)")
+    ap.add_argument(
+        "--per-video", type=int, default=1, help="at most this many neighbours from one video (0: no limit; default 1)"
+    )
+    ap.add_argument(
+        "--exclude", action="append", default=[], help="leave out this video id (repeatable; e.g. the query's own)"
+    )
     ap.add_argument("--sheet", help="contact sheet PNG to write (default: <query name>.similar.png here)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", help="folder for the query's temporary stage outputs (default: the system's)")
     args = ap.parse_args(argv)
     if args.k < 1:
         raise EmoflowError("--k must be at least 1")
-    hits, path, how = similar(args.run, args.query, args.k, args.per_video, args.sheet, args.threads, args.work, args.exclude)
+    hits, path, how = similar(
+        args.run, args.query, args.k, args.per_video, args.sheet, args.threads, args.work, args.exclude
+    )
     print(f"query {args.query}: {how}")
     print(f"{'rank':>4}  {'distance':>8}  {'time':>7}  video_id")
     for _, r in hits.iterrows():

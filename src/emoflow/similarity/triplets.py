@@ -103,7 +103,9 @@ def load_faces(fer_path: str | Path, split: str, names=None) -> Faces:
     pix = t["pixels"].take(keep).to_pylist()
     if any(len(b) != 48 * 48 for b in pix):
         raise EmoflowError(f"{fer_path}: every 'pixels' value must be 2304 bytes (48x48 grey)")
-    images = np.frombuffer(b"".join(pix), np.uint8).reshape(-1, 48, 48).copy() if pix else np.zeros((0, 48, 48), np.uint8)
+    images = (
+        np.frombuffer(b"".join(pix), np.uint8).reshape(-1, 48, 48).copy() if pix else np.zeros((0, 48, 48), np.uint8)
+    )
     sel = all_names[keep]
     labels = np.asarray(t["label"].take(keep).to_pylist(), dtype=object)
     return Faces(sel, images, labels, {n: i for i, n in enumerate(sel)})
@@ -254,7 +256,9 @@ def accuracy(emb: np.ndarray, t: Triplets) -> dict:
 # --------------------------------------------------------------------------- held-out part
 
 
-def holdout_split(t: Triplets, n_faces: int, fraction: float, seed: int = 0, min_held: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(
+    t: Triplets, n_faces: int, fraction: float, seed: int = 0, min_held: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """(fit rows, held-out rows) of ``t``: a seeded ``fraction`` of the faces is held out; the
     fit part is the triplets without a held-out face (the fit never sees one), the held-out
     part those with at least ``min_held`` held-out faces (faces the fit never saw; the

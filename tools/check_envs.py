@@ -15,7 +15,7 @@ repository, removed afterwards):
    then the env's post-deploy script (its ``--no-deps`` installs), run with the venv first
    on PATH, as Snakemake runs it in the env.
 3. **pins**: every conda (Python packages) and pip pin is the version installed.
-4. **imports**: for every rule on the env (``emoflow.envcheck``: the features rule once per
+4. **imports**: for every rule on the env (``tools/envcheck.py``: the features rule once per
    extractor), the stage modules and every third-party package their code imports.
 5. **one real job** of one rule on the env (``JOBS`` below), run by Snakemake on a copy of
    a demo run's results with the venv's ``python`` first on PATH, so the rule's own
@@ -23,8 +23,8 @@ repository, removed afterwards):
 
 A failure names the env, the step and the rules concerned; exit 1 if any env failed.
 
-    .venv/bin/python scripts/check_envs.py --demo .ci-work            # every env
-    .venv/bin/python scripts/check_envs.py --demo .ci-work --env face --keep
+    .venv/bin/python tools/check_envs.py --demo .ci-work            # every env
+    .venv/bin/python tools/check_envs.py --demo .ci-work --env face --keep
 
 ``--demo``: a folder where the default config's demo has run (``snakemake --directory
 DIR``; scripts/test.sh passes its own demo run).  Environment: EMOFLOW_ENVCHECK_DIR (the
@@ -49,9 +49,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+for _p in (str(REPO), str(REPO / "src")):  # run as a script from a checkout
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
-from emoflow import envcheck  # noqa: E402
+from tools import envcheck  # noqa: E402
 
 #: env -> (rule, wildcards) of the one real job run in it: the first output (sorted) of
 #: that rule in the demo run whose wildcards match (features: ``name`` is a feature of the
@@ -176,26 +178,40 @@ class EnvCheck:
     def conda_layer(self):
         """Stand-ins for the conda packages (the docstring of this script)."""
         conda = self.env.conda
-        have = run([self.py, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], "conda layer", "python").stdout.strip()
+        have = run(
+            [self.py, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], "conda layer", "python"
+        ).stdout.strip()
         for name, version in conda.items():
             key = envcheck.normalize(name)
             if key == "python":
                 if ".".join(version.split(".")[:2]) != have:
                     raise Failed("conda layer", f"python={version}: the venv's Python is {have}")
             elif key == "pip":  # installed by this interpreter's pip into the venv
-                cmd = [sys.executable, "-m", "pip", "--python", self.py, "install", "--no-compile", "-q", f"pip=={version}"]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "--python",
+                    self.py,
+                    "install",
+                    "--no-compile",
+                    "-q",
+                    f"pip=={version}",
+                ]
                 run(cmd, "conda layer", f"pip=={version} (conda's pip={version})", env=self.pip_env)
             elif key == "ffmpeg":
                 for binary in ("ffmpeg", "ffprobe"):
                     if shutil.which(binary) is None:
-                        raise Failed("conda layer", f"ffmpeg={version}: no system {binary} on PATH to stand in for conda-forge's")
+                        raise Failed(
+                            "conda layer", f"ffmpeg={version}: no system {binary} on PATH to stand in for conda-forge's"
+                        )
                 encoders = run(["ffmpeg", "-hide_banner", "-encoders"], "conda layer", "ffmpeg -encoders").stdout
                 if "libx264" not in encoders:
                     raise Failed("conda layer", "the system ffmpeg has no libx264 (conda-forge's GPL build has)")
             elif key in ("numpy", "cyvlfeat"):
                 continue  # below, together
             else:
-                raise Failed("conda layer", f"conda package {name}={version}: no stand-in in scripts/check_envs.py")
+                raise Failed("conda layer", f"conda package {name}={version}: no stand-in in tools/check_envs.py")
         if "cyvlfeat" in conda:
             pins = envcheck.ci_pins(REPO)
             cython = f"Cython=={pins['cython']}" if "cython" in pins else "Cython"
@@ -203,9 +219,20 @@ class EnvCheck:
             # conda-forge's cyvlfeat is built against its VLFeat; here against the system's
             # libvlfeat, as scripts/setup.sh builds it (a wheel the pip cache keeps)
             self.pip(numpy, cython, "setuptools", step="conda layer", what=f"{numpy} + build tools for cyvlfeat")
-            self.pip("--no-build-isolation", "--no-deps", f"cyvlfeat=={conda['cyvlfeat']}", step="conda layer", what="cyvlfeat against the system libvlfeat")
+            self.pip(
+                "--no-build-isolation",
+                "--no-deps",
+                f"cyvlfeat=={conda['cyvlfeat']}",
+                step="conda layer",
+                what="cyvlfeat against the system libvlfeat",
+            )
             # a conda env holds neither setuptools nor Cython unless its pip layer asks
-            run([self.py, "-m", "pip", "uninstall", "-y", "-q", "setuptools", "Cython"], "conda layer", "pip uninstall", env=self.pip_env)
+            run(
+                [self.py, "-m", "pip", "uninstall", "-y", "-q", "setuptools", "Cython"],
+                "conda layer",
+                "pip uninstall",
+                env=self.pip_env,
+            )
 
     def pip_layer(self):
         lines = [o for o in self.env.pip_options if TORCH_CPU_INDEX not in o]
@@ -215,7 +242,15 @@ class EnvCheck:
         with tempfile.NamedTemporaryFile("w", suffix=".requirements.txt", delete=False) as fh:
             fh.write("\n".join(lines) + "\n")
         try:
-            self.pip("-U", "-c", REPO / "constraints.txt", "-r", fh.name, step="pip layer", what=f"pip install -r (the pip: section of envs/{self.name}.yaml)")
+            self.pip(
+                "-U",
+                "-c",
+                REPO / "constraints.txt",
+                "-r",
+                fh.name,
+                step="pip layer",
+                what=f"pip install -r (the pip: section of envs/{self.name}.yaml)",
+            )
         finally:
             os.unlink(fh.name)
 
@@ -223,11 +258,19 @@ class EnvCheck:
         script = REPO / "envs" / f"{self.name}.post-deploy.sh"
         if not script.is_file():
             return
-        env = {**self.pip_env, "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(self.venv)}
+        env = {
+            **self.pip_env,
+            "PATH": f"{self.venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+            "VIRTUAL_ENV": str(self.venv),
+        }
         run(["bash", script], "post-deploy", f"envs/{script.name}", env=env)
 
     def pins(self):
-        wanted = {**{n: v for n, v in self.env.conda.items() if n not in envcheck.NOT_IN_VENV}, **self.env.pip, **self.env.post_deploy}
+        wanted = {
+            **{n: v for n, v in self.env.conda.items() if n not in envcheck.NOT_IN_VENV},
+            **self.env.pip,
+            **self.env.post_deploy,
+        }
         wanted = {envcheck.PYPI_NAME.get(envcheck.normalize(n), n): v for n, v in wanted.items()}
         have = self.probe(VERSIONS_PROBE, sorted(wanted))
         bad = []
@@ -301,7 +344,9 @@ class EnvCheck:
         start = time.time()
         # Proof that the job's python is the venv's: a .pth line (run at every start of the
         # venv's interpreter) appends sys.prefix to the file EMOFLOW_ENVCHECK_MARK names.
-        purelib = run([self.py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], "job", "sysconfig").stdout.strip()
+        purelib = run(
+            [self.py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], "job", "sysconfig"
+        ).stdout.strip()
         Path(purelib, "_emoflow_envcheck.pth").write_text(
             'import os, sys; p = os.environ.get("EMOFLOW_ENVCHECK_MARK"); p and open(p, "a").write(sys.prefix + "\\n")\n'
         )
@@ -315,26 +360,56 @@ class EnvCheck:
         # as the env's own python is under --sdm conda.
         launch = "import runpy, sys; sys.executable = sys.argv[1]; sys.argv = ['snakemake', *sys.argv[2:]]; runpy.run_module('snakemake', run_name='__main__')"
         cmd = [
-            sys.executable, "-c", launch, self.py, rel, "-s", REPO / "Snakefile", "--directory", self.demo,
-            "--cores", "1", "--force", "--allowed-rules", rule, "--rerun-triggers", "input", "--nolock",
-        ]  # fmt: skip
+            sys.executable,
+            "-c",
+            launch,
+            self.py,
+            rel,
+            "-s",
+            REPO / "Snakefile",
+            "--directory",
+            self.demo,
+            "--cores",
+            "1",
+            "--force",
+            "--allowed-rules",
+            rule,
+            "--rerun-triggers",
+            "input",
+            "--nolock",
+        ]
         try:
             run(cmd, "job", f"rule {rule} ({rel}) through Snakemake, in the venv", env=env, cwd=self.demo)
             prefixes = set(mark.read_text().split())
         except Failed as exc:
-            logs = sorted(p for p in (self.demo / self.out_dir / "logs").rglob("*") if p.is_file() and p.stat().st_mtime >= start)
-            tails = [f"{p.relative_to(self.demo)}:\n      " + "\n      ".join(p.read_text(errors="replace").strip().splitlines()[-15:]) for p in logs]
+            logs = sorted(
+                p for p in (self.demo / self.out_dir / "logs").rglob("*") if p.is_file() and p.stat().st_mtime >= start
+            )
+            tails = [
+                f"{p.relative_to(self.demo)}:\n      "
+                + "\n      ".join(p.read_text(errors="replace").strip().splitlines()[-15:])
+                for p in logs
+            ]
             raise Failed("job", str(exc) + ("\n    job log " + "\n    ".join(tails) if tails else "")) from None
         finally:
             mark.unlink(missing_ok=True)
         if prefixes != {str(self.venv)}:
-            raise Failed("job", f"rule {rule} ran, but not (only) in the venv's python: interpreters {sorted(prefixes) or 'none'}")
+            raise Failed(
+                "job",
+                f"rule {rule} ran, but not (only) in the venv's python: interpreters {sorted(prefixes) or 'none'}",
+            )
         if not target.exists() or target.stat().st_mtime < start:
             raise Failed("job", f"rule {rule} ran but did not rewrite {rel}")
 
     def check(self) -> Result:
-        steps = [("venv", self.make_venv), ("conda layer", self.conda_layer), ("pip layer", self.pip_layer),
-                 ("post-deploy", self.post_deploy), ("pins", self.pins), ("imports", self.imports)]  # fmt: skip
+        steps = [
+            ("venv", self.make_venv),
+            ("conda layer", self.conda_layer),
+            ("pip layer", self.pip_layer),
+            ("post-deploy", self.post_deploy),
+            ("pins", self.pins),
+            ("imports", self.imports),
+        ]
         if self.demo is not None:
             steps.append(("job", self.real_job))
         try:
@@ -355,14 +430,14 @@ def job_target(demo: Path, out_dir: str, rule: str, wildcards: dict[str, str]) -
     """The first output (sorted) of ``rule`` in the demo run whose wildcards match."""
     definitions = {name: d for name, _, d in envcheck.rule_definitions(REPO)}
     if rule not in definitions:
-        raise Failed("job", f"no rule {rule!r} in the workflow (scripts/check_envs.py JOBS)")
+        raise Failed("job", f"no rule {rule!r} in the workflow (tools/check_envs.py JOBS)")
     m = re.search(r'f?"([^"]+)"', definitions[rule].get("output", ""))
     if not m:
         raise Failed("job", f"rule {rule}: cannot read its output pattern")
     pattern = m.group(1).replace("{OUT}", out_dir)
     unknown = set(wildcards) - set(re.findall(r"\{\{(\w+)\}\}", pattern))
     if unknown:
-        raise Failed("job", f"rule {rule} has no wildcard {sorted(unknown)} (scripts/check_envs.py JOBS)")
+        raise Failed("job", f"rule {rule} has no wildcard {sorted(unknown)} (tools/check_envs.py JOBS)")
     pattern = re.sub(r"\{\{(\w+)\}\}", lambda w: wildcards.get(w.group(1), "*"), pattern)
     found = sorted(demo.glob(pattern))
     if not found:
@@ -384,7 +459,10 @@ def job_env(rule: str, wildcards: dict[str, str]) -> str | None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--demo", help="folder where the default config's demo ran (snakemake --directory); its results are copied, never changed")
+    ap.add_argument(
+        "--demo",
+        help="folder where the default config's demo ran (snakemake --directory); its results are copied, never changed",
+    )
     ap.add_argument("--env", action="append", help="check only this env (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the venvs (default: removed after each env)")
     ap.add_argument("--no-job", action="store_true", help="skip the real jobs (no demo run needed)")
@@ -402,13 +480,18 @@ def main(argv=None) -> int:
     problems = [p for n in names for p in envs[n].problems]
     for name in names:
         if name not in JOBS and not args.no_job:
-            problems.append(f"env {name}: no real job chosen for it (scripts/check_envs.py JOBS)")
+            problems.append(f"env {name}: no real job chosen for it (tools/check_envs.py JOBS)")
         elif name in JOBS and job_env(*JOBS[name]) != name:
-            problems.append(f"env {name}: JOBS runs rule {JOBS[name][0]} {JOBS[name][1]}, whose env is {job_env(*JOBS[name])}")
+            problems.append(
+                f"env {name}: JOBS runs rule {JOBS[name][0]} {JOBS[name][1]}, whose env is {job_env(*JOBS[name])}"
+            )
     if problems:
         print("\n".join(problems))
         return 1
-    root = Path(os.environ.get("EMOFLOW_ENVCHECK_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emoflow-envcheck")
+    root = Path(
+        os.environ.get("EMOFLOW_ENVCHECK_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emoflow-envcheck"
+    )
     if root.resolve().is_relative_to(REPO):
         print(f"EMOFLOW_ENVCHECK_DIR={root}: put the venvs outside the repository")
         return 1
@@ -426,7 +509,9 @@ def main(argv=None) -> int:
         tmp = Path(tempfile.mkdtemp(prefix="emoflow-envcheck-demo-"))
         start = time.monotonic()
         demo_copy = tmp / "demo"
-        shutil.copytree(args.demo, demo_copy, symlinks=True, ignore=shutil.ignore_patterns("locks", "incomplete", "shadow"))
+        shutil.copytree(
+            args.demo, demo_copy, symlinks=True, ignore=shutil.ignore_patterns("locks", "incomplete", "shadow")
+        )
         print(f"demo run copied ({time.monotonic() - start:.0f} s): {args.demo} -> {demo_copy}", flush=True)
     else:
         out_dir = ""
@@ -444,7 +529,9 @@ def main(argv=None) -> int:
         with print_lock:
             print(f"== env {name} (envs/{name}.yaml): {result.total:.0f} s ({steps})")
             if result.failure:
-                print(f"FAILED env {name} (envs/{name}.yaml), step '{result.failure.step}'; rules on this env: {', '.join(result.rules)}")
+                print(
+                    f"FAILED env {name} (envs/{name}.yaml), step '{result.failure.step}'; rules on this env: {', '.join(result.rules)}"
+                )
                 print(f"    {result.failure}", flush=True)
             else:
                 print(f"   ok: pins, the imports of {len(result.rules)} rules, job {result.job}", flush=True)

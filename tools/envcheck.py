@@ -35,9 +35,9 @@ package (``name==version``), and post-deploy scripts install pinned packages wit
 and the numpy it links), every Python package comes from the ``pip:`` section at the
 version CI tests (the pins of ``requirements.txt``, ``constraints.txt`` and
 ``requirements-nodeps.txt``), and every conda pin is recorded, with the evidence that
-conda-forge publishes it, in ``envs/README.md``.  ``python -m emoflow.envcheck`` prints
+conda-forge publishes it, in ``envs/README.md``.  ``python tools/envcheck.py`` prints
 every problem (exit 1 if any).  No Snakemake import, nothing executed: the whole check
-takes about a second.  ``scripts/check_envs.py`` goes further where this machine allows:
+takes about a second.  ``tools/check_envs.py`` goes further where this machine allows:
 each env's pip layer installed in a clean venv, every rule's imports and one real job run
 in it (:func:`env_jobs` and :func:`job_needs` tell it what to import).
 """
@@ -54,9 +54,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emoflow import codedeps
+REPO = Path(__file__).resolve().parents[1]
+for _p in (str(REPO), str(REPO / "src")):  # run as a script from a checkout
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
-REPO = codedeps.SRC_ROOT.parent
+from emoflow import codedeps  # noqa: E402
 
 #: import name -> the packages (conda-forge or PyPI names) that provide it.  Anything not
 #: listed is provided by the package of the same name (``_`` and ``-`` alike).
@@ -78,7 +81,12 @@ IMPORT_PACKAGES: dict[str, tuple[str, ...]] = {
 PYPI_NAME = {"matplotlib-base": "matplotlib", "pysoundfile": "soundfile", "pytorch": "torch"}
 
 #: PyPI names that conda-forge spells differently (a conda: entry under the PyPI name fails).
-CONDA_FORGE_NAME = {"soundfile": "pysoundfile", "torch": "pytorch", "opencv-python": "opencv", "opencv-python-headless": "opencv"}
+CONDA_FORGE_NAME = {
+    "soundfile": "pysoundfile",
+    "torch": "pytorch",
+    "opencv-python": "opencv",
+    "opencv-python-headless": "opencv",
+}
 
 #: Env packages that are no Python distribution of the venv CI tests in, and why.
 NOT_IN_VENV = {
@@ -198,7 +206,9 @@ def load_env(path: str | Path) -> EnvFile:
         env.conda[m.group(1)] = m.group(2)
         env.conda_specs[m.group(1)] = str(dep).strip()
         if normalize(m.group(1)) in CONDA_FORGE_NAME:
-            env.problems.append(f"{where}: conda-forge has no {m.group(1)!r}: its name there is {CONDA_FORGE_NAME[normalize(m.group(1))]!r}")
+            env.problems.append(
+                f"{where}: conda-forge has no {m.group(1)!r}: its name there is {CONDA_FORGE_NAME[normalize(m.group(1))]!r}"
+            )
         elif normalize(m.group(1)) not in CONDA_LAYER:
             env.problems.append(
                 f"{where}: {m.group(1)!r} from conda: conda supplies only {', '.join(CONDA_LAYER)}; "
@@ -213,7 +223,9 @@ def load_env(path: str | Path) -> EnvFile:
         env.problems.append(f"{where}: a pip: section needs pip itself among the conda packages")
     if "numpy" in env.conda:
         if "cyvlfeat" not in env.conda:
-            env.problems.append(f"{where}: numpy from conda only beside cyvlfeat (the numpy its build links); list it under pip:")
+            env.problems.append(
+                f"{where}: numpy from conda only beside cyvlfeat (the numpy its build links); list it under pip:"
+            )
         if env.pip.get("numpy") != env.conda["numpy"]:
             env.problems.append(
                 f"{where}: conda numpy={env.conda['numpy']} and pip numpy=={env.pip.get('numpy')} differ: "
@@ -226,7 +238,9 @@ def load_env(path: str | Path) -> EnvFile:
 
 
 def _pip_options(doc: dict) -> list[str]:
-    return [str(s) for d in doc["dependencies"] if isinstance(d, dict) for s in d.get("pip") or [] if str(s).startswith("-")]
+    return [
+        str(s) for d in doc["dependencies"] if isinstance(d, dict) for s in d.get("pip") or [] if str(s).startswith("-")
+    ]
 
 
 def _read_post_deploy(env: EnvFile, path: Path):
@@ -240,7 +254,9 @@ def _read_post_deploy(env: EnvFile, path: Path):
             continue
         args = m.group(1).split()
         if "--no-deps" not in args:
-            env.problems.append(f"{where}:{n}: pip install without --no-deps (list the package in {env.name}.yaml instead)")
+            env.problems.append(
+                f"{where}:{n}: pip install without --no-deps (list the package in {env.name}.yaml instead)"
+            )
         for arg in args:
             if arg.startswith("-"):
                 continue
@@ -275,7 +291,11 @@ def ci_pin_problems(env: EnvFile, pins: dict[str, str]) -> list[str]:
     CI gets as a dependency, e.g. requests) is compared with the venv by
     :func:`venv_mismatches` instead."""
     out = []
-    groups = (("pip", env.pip), ("post-deploy", env.post_deploy), ("conda", {k: v for k, v in env.conda.items() if k in ("numpy", "cyvlfeat")}))
+    groups = (
+        ("pip", env.pip),
+        ("post-deploy", env.post_deploy),
+        ("conda", {k: v for k, v in env.conda.items() if k in ("numpy", "cyvlfeat")}),
+    )
     for where, group in groups:
         for name, version in group.items():
             want = pins.get(normalize(name))
@@ -374,7 +394,10 @@ def _is_guard(test: ast.AST) -> bool:
     for node in ast.walk(test):
         if isinstance(node, ast.Call) and _call_name(node) == "find_spec":
             return True
-        if isinstance(node, (ast.Name, ast.Attribute)) and getattr(node, "id", getattr(node, "attr", "")) == "TYPE_CHECKING":
+        if (
+            isinstance(node, (ast.Name, ast.Attribute))
+            and getattr(node, "id", getattr(node, "attr", "")) == "TYPE_CHECKING"
+        ):
             return True
     return False
 
@@ -474,7 +497,9 @@ def _third_party_closure(names: set[str]) -> tuple[list[Need], list[str]]:
     return needs, problems
 
 
-def needs(modules: tuple[str, ...], nodeps: set[str], src_root: Path = codedeps.SRC_ROOT) -> tuple[list[Need], list[str]]:
+def needs(
+    modules: tuple[str, ...], nodeps: set[str], src_root: Path = codedeps.SRC_ROOT
+) -> tuple[list[Need], list[str]]:
     """Third-party imports that the code of ``modules`` (emoflow modules, run as jobs)
     cannot do without; ``nodeps``: import names of packages installed without their
     dependencies, whose own imports count too."""
@@ -549,7 +574,9 @@ def _strings(text: str) -> str:
 def _feature_jobs(rule: str, where: str, modules: tuple[str, ...]) -> list[Job]:
     from emoflow.features import registry
 
-    return [Job(f"{rule}[{name}]", where, e.env, modules + (e.module,)) for name, e in sorted(registry.REGISTRY.items())]
+    return [
+        Job(f"{rule}[{name}]", where, e.env, modules + (e.module,)) for name, e in sorted(registry.REGISTRY.items())
+    ]
 
 
 def workflow_files(workflow_dir: str | Path) -> list[Path]:
@@ -571,6 +598,16 @@ def rule_definitions(workflow_dir: str | Path = REPO) -> list[tuple[str, str, di
 
 
 COMMANDS = ("shell", "run", "script", "notebook", "wrapper", "cwl")
+STAGE_SHELL = re.compile(r"""STAGES\[\s*["'](\w+)["']\s*\]\.shell\(\)""")
+
+
+def _command(shell: str) -> str:
+    """A rule's shell text: a stage's line from the stage table (``STAGES["x"].shell()``,
+    emoflow.workflow.stages), else the literal strings of the directive."""
+    from emoflow.workflow.stages import STAGES
+
+    m = STAGE_SHELL.fullmatch(shell.strip())
+    return STAGES[m.group(1)].shell() if m else _strings(shell)
 
 
 def jobs(workflow_dir: str | Path = REPO) -> tuple[list[Job], list[str]]:
@@ -580,11 +617,15 @@ def jobs(workflow_dir: str | Path = REPO) -> tuple[list[Job], list[str]]:
     for rule, where, d in rule_definitions(workflow_dir):
         for kind in COMMANDS[1:]:
             if kind in d:
-                problems.append(f"rule {rule} ({where}) uses {kind}:, which this check cannot follow; run `python -m emoflow.<module>` in shell:")
-        command = _strings(d.get("shell", ""))
+                problems.append(
+                    f"rule {rule} ({where}) uses {kind}:, which this check cannot follow; run `python -m emoflow.<module>` in shell:"
+                )
+        command = _command(d.get("shell", ""))
         modules = tuple(dict.fromkeys(RUN_MODULE.findall(command)))
         if re.search(r"\bpython3?\b", command) and not modules:
-            problems.append(f"rule {rule} ({where}) runs python but not as `python -m emoflow.<module>`: its imports cannot be followed")
+            problems.append(
+                f"rule {rule} ({where}) runs python but not as `python -m emoflow.<module>`: its imports cannot be followed"
+            )
         if "shell" in d and "conda" not in d:
             problems.append(f"rule {rule} ({where}) runs a command but names no conda env")
             continue
@@ -597,7 +638,9 @@ def jobs(workflow_dir: str | Path = REPO) -> tuple[list[Job], list[str]]:
         elif value in DYNAMIC_ENVS:
             out.extend(_feature_jobs(rule, where, modules))
         else:
-            problems.append(f"rule {rule} ({where}): conda: {value!r} is neither env(\"<name>\") nor one of {DYNAMIC_ENVS}")
+            problems.append(
+                f'rule {rule} ({where}): conda: {value!r} is neither env("<name>") nor one of {DYNAMIC_ENVS}'
+            )
     if not out:
         problems.append(f"no rules found under {workflow_dir}")
     return out, problems
@@ -606,7 +649,9 @@ def jobs(workflow_dir: str | Path = REPO) -> tuple[list[Job], list[str]]:
 # --------------------------------------------------------------------------- the check
 
 
-def check(workflow_dir: str | Path = REPO, envs_dir: str | Path | None = None, src_root: str | Path | None = None) -> list[str]:
+def check(
+    workflow_dir: str | Path = REPO, envs_dir: str | Path | None = None, src_root: str | Path | None = None
+) -> list[str]:
     """Every problem: env files that do not parse or pin (or take from conda what pip
     supplies), rules without an env, envs no rule uses, modules a rule imports that its env
     lacks, pins that differ from the versions CI installs, and conda pins with no row of
@@ -675,7 +720,7 @@ def env_jobs(env: str, workflow_dir: str | Path = REPO) -> list[Job]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m emoflow.envcheck", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python tools/envcheck.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--workflow", default=str(REPO), help="workflow directory (Snakefile, rules/, envs/, src/)")
     ap.add_argument("--venv", action="store_true", help="also compare every pin with the packages installed here")
     args = ap.parse_args(argv)

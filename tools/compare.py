@@ -4,7 +4,7 @@ Used to check that two runs of the workflow produced the same outputs: a SLURM r
 against a local one (``scripts/ci_slurm.sh``, ``atol=1e-6``) and two local runs for
 determinism (``atol=0``)::
 
-    python -m emoflow.compare results/a results/b [--atol 1e-6] [--rtol 0]
+    python tools/compare.py results/a results/b [--atol 1e-6] [--rtol 0]
 
 Exit status 0 when equal, 1 when they differ (each difference on its own line),
 2 when a directory does not exist.
@@ -216,8 +216,7 @@ class _Comparer:
                     continue
                 bad = self.arrays(x, y)
                 if bad.any():
-                    out.append(f"array {k!r}: {int(bad.sum())} of {bad.size} values differ"
-                               + _max_diff(x[bad], y[bad]))
+                    out.append(f"array {k!r}: {int(bad.sum())} of {bad.size} values differ" + _max_diff(x[bad], y[bad]))
             return out
 
     def parquet_file(self, pa_: Path, pb: Path) -> list[str]:
@@ -247,8 +246,9 @@ class _Comparer:
             msg = self._column(ta.column(name).combine_chunks(), tb.column(name).combine_chunks())
             if msg is not None:
                 n_bad, first, detail = msg
-                out.append(f"column {name!r}: {n_bad} of {ta.num_rows} rows differ{detail}; "
-                           f"first at {row_label(first)}")
+                out.append(
+                    f"column {name!r}: {n_bad} of {ta.num_rows} rows differ{detail}; first at {row_label(first)}"
+                )
         return out
 
     def _column(self, ca, cb):
@@ -270,8 +270,9 @@ class _Comparer:
             if diff.any() and pa.types.is_floating(t):
                 detail = _max_diff(x[diff], y[diff])
             bad |= diff
-        elif (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) \
-                and (pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type)):
+        elif (pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)) and (
+            pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type)
+        ):
             import pyarrow.compute as pc
 
             len_a = pc.list_value_length(ca).fill_null(0).to_numpy(zero_copy_only=False)
@@ -286,8 +287,9 @@ class _Comparer:
             if elem_bad.any():
                 rows = np.repeat(np.flatnonzero(same), len_a[same])
                 bad[np.unique(rows[elem_bad])] = True
-                detail = (f" ({int(elem_bad.sum())} of {elem_bad.size} values"
-                          + _max_diff(xa[elem_bad], xb[elem_bad]).replace(" (", ", ", 1))
+                detail = f" ({int(elem_bad.sum())} of {elem_bad.size} values" + _max_diff(
+                    xa[elem_bad], xb[elem_bad]
+                ).replace(" (", ", ", 1)
         else:
             la, lb = ca.to_pylist(), cb.to_pylist()
             for i in np.flatnonzero(both):
@@ -385,9 +387,8 @@ def compare_dirs(a, b, atol: float = 1e-6, rtol: float = 0.0) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m emoflow.compare",
-        description="Compare the tables (Parquet, CSV, JSON, NPZ) of two results directories; "
-        "exit 1 when they differ.",
+        prog="python tools/compare.py",
+        description="Compare the tables (Parquet, CSV, JSON, NPZ) of two results directories; exit 1 when they differ.",
     )
     p.add_argument("a", help="first results directory (e.g. results/demo of a local run)")
     p.add_argument("b", help="second results directory")
@@ -403,11 +404,12 @@ def main(argv=None) -> int:
     for d in diffs:
         print(d)
     if diffs:
-        print(f"DIFFERENT: {len(diffs)} difference(s) between {args.a} and {args.b} "
-              f"(atol={args.atol:g}, rtol={args.rtol:g})")
+        print(
+            f"DIFFERENT: {len(diffs)} difference(s) between {args.a} and {args.b} "
+            f"(atol={args.atol:g}, rtol={args.rtol:g})"
+        )
         return 1
-    print(f"EQUAL: {n} tables compared (atol={args.atol:g}, rtol={args.rtol:g}), "
-          f"all files present on both sides")
+    print(f"EQUAL: {n} tables compared (atol={args.atol:g}, rtol={args.rtol:g}), all files present on both sides")
     return 0
 
 

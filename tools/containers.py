@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Write the Dockerfiles of containers/ from envs/ (and check that they are up to date).
 
-    .venv/bin/python containers/generate.py           # rewrite every Dockerfile
-    .venv/bin/python containers/generate.py --check   # exit 1 and show a diff if one is stale
+    .venv/bin/python tools/containers.py           # rewrite every Dockerfile
+    .venv/bin/python tools/containers.py --check   # exit 1 and show a diff if one is stale
 
 Per env ``envs/<name>.yaml`` two images, both built from that same file:
 
@@ -43,11 +43,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-sys.path.insert(0, str(REPO / "src"))
+REPO = Path(__file__).resolve().parents[1]
+for _p in (str(REPO), str(REPO / "src")):  # run as a script from a checkout
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+HERE = REPO / "containers"  # what this writes
 
-from emoflow.envcheck import load_env  # noqa: E402
+from tools.envcheck import load_env  # noqa: E402
 
 MICROMAMBA = "mambaorg/micromamba:2.8.1"
 MINIFORGE = "condaforge/miniforge3:25.3.1-0"
@@ -65,7 +67,7 @@ SYSTEM_PACKAGES = {"base": ("espeak-ng",)}
 CONTAINERIZE_COPY = ("Snakefile", "config.yaml", "rules", "envs", "src")
 
 HEADER = """\
-# emoflow env "{name}" (envs/{name}.yaml), {variant} image. Written by containers/generate.py
+# emoflow env "{name}" (envs/{name}.yaml), {variant} image. Written by tools/containers.py
 # from the env file: do not edit, rerun it. Build from the repository root:
 #   docker build -f containers/{name}.{variant}.Dockerfile -t emoflow-{name}:{variant} .
 """
@@ -118,7 +120,9 @@ def gpu_swaps(env_path: Path) -> tuple[str | None, list[tuple[str, str, str]]]:
     if "torch" in env.pip or "pytorch" in env.conda:
         frameworks.append("torch")
         if TORCH_CPU_INDEX not in text:
-            raise SystemExit(f"{env_path}: torch without the CPU wheel index ({TORCH_CPU_INDEX}): PyPI's torch is a CUDA build")
+            raise SystemExit(
+                f"{env_path}: torch without the CPU wheel index ({TORCH_CPU_INDEX}): PyPI's torch is a CUDA build"
+            )
         swaps.append((f"s#{TORCH_CPU_INDEX}#{TORCH_CUDA_INDEX}#", TORCH_CPU_INDEX, TORCH_CUDA_INDEX))
     if "tensorflow-cpu" in env.pip:
         frameworks.append("tensorflow")
@@ -161,7 +165,9 @@ def env_dockerfile(name: str, variant: str) -> str:
             out += f"COPY --chown=$MAMBA_USER:$MAMBA_USER envs/{name}.yaml /tmp/env.cpu.yaml\n"
             seds = " ".join(f"-e '{expr}'" for expr, _, _ in swaps)
             checks = "".join(f" \\\n    && grep -qF '{gpu}' /tmp/env.yaml" for _, _, gpu in swaps)
-            out += f"RUN sed {seds} /tmp/env.cpu.yaml > /tmp/env.yaml{checks} \\\n    && " + INSTALL.removeprefix("RUN ")
+            out += f"RUN sed {seds} /tmp/env.cpu.yaml > /tmp/env.yaml{checks} \\\n    && " + INSTALL.removeprefix(
+                "RUN "
+            )
     if has_deploy:
         out += POST_DEPLOY.format(name=name)
     return out
@@ -175,7 +181,7 @@ def _conda_stand_in(bindir: Path):
     script = bindir / "conda"
     script.write_text(
         "#!/bin/sh\n"
-        "# stand-in for conda (containers/generate.py): Snakemake asks it for the platform only\n"
+        "# stand-in for conda (tools/containers.py): Snakemake asks it for the platform only\n"
         'case "$*" in\n'
         '  "info --json") echo \'{"platform": "linux-64", "conda_prefix": "/opt/conda"}\' ;;\n'
         '  "--version") echo "conda 25.3.1" ;;\n'
@@ -203,7 +209,18 @@ def snakemake_containerize(repo: Path = REPO) -> str:
         _conda_stand_in(bindir)
         env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
         proc = subprocess.run(
-            [sys.executable, "-m", "snakemake", "-s", "Snakefile", "--directory", ".", "--cores", "1", "--containerize"],
+            [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-s",
+                "Snakefile",
+                "--directory",
+                ".",
+                "--cores",
+                "1",
+                "--containerize",
+            ],
             cwd=work,
             env=env,
             capture_output=True,
@@ -218,11 +235,13 @@ def containerize_dockerfile(printed: str | None = None) -> str:
     printed = snakemake_containerize() if printed is None else printed
     lines = printed.rstrip("\n").split("\n")
     if not lines or lines[0] != f"FROM {SNAKEMAKE_BASE}":
-        raise RuntimeError(f"snakemake --containerize no longer starts with 'FROM {SNAKEMAKE_BASE}': update containers/generate.py")
+        raise RuntimeError(
+            f"snakemake --containerize no longer starts with 'FROM {SNAKEMAKE_BASE}': update tools/containers.py"
+        )
     prefixes = dict(re.findall(r"^#   source: (\S+)\n#   prefix: (\S+)$", printed, flags=re.M))
     out = [
         "# The image `snakemake --containerize` describes (default config: every env), for",
-        "# `containerized:` in the Snakefile. Written by containers/generate.py: do not edit.",
+        "# `containerized:` in the Snakefile. Written by tools/containers.py: do not edit.",
         f"# Changes to what Snakemake prints: the base pinned ({SNAKEMAKE_BASE} ->",
         f"# {MINIFORGE}); the system packages no conda-forge package supplies installed;",
         "# one build step per env instead of one chained RUN for all (a failing env names its",
@@ -243,14 +262,16 @@ def split_env_creates(lines: list[str], sources: dict[str, str]) -> list[str]:
     as one ``RUN`` per env (plus its post-deploy script), each failing with its env's name."""
     start = next((i for i, ln in enumerate(lines) if ln.startswith("RUN conda env create ")), None)
     if start is None:
-        raise RuntimeError("snakemake --containerize printed no 'RUN conda env create': update containers/generate.py")
+        raise RuntimeError("snakemake --containerize printed no 'RUN conda env create': update tools/containers.py")
     end = start
     while lines[end].endswith("\\"):
         end += 1
     commands = [c.strip().removesuffix("\\").strip().removesuffix("&&").strip() for c in lines[start : end + 1]]
     commands[0] = commands[0].removeprefix("RUN ")
     if commands[-1] != "conda clean --all -y" or not all(CREATE.match(c) for c in commands[:-1]):
-        raise RuntimeError(f"snakemake --containerize's env step changed: update containers/generate.py\n{lines[start : end + 1]}")
+        raise RuntimeError(
+            f"snakemake --containerize's env step changed: update tools/containers.py\n{lines[start : end + 1]}"
+        )
     out = ["# One step per env (Snakemake chains them in one RUN): a failing env names its file."]
     for command in commands[:-1]:
         prefix, file = CREATE.match(command).groups()
@@ -293,14 +314,22 @@ def stale(files: dict[Path, str]) -> list[str]:
         have = path.read_text(encoding="utf-8") if path.is_file() else ""
         if have != text:
             rel = path.relative_to(REPO) if path.is_relative_to(REPO) else path
-            out.append("".join(difflib.unified_diff(have.splitlines(True), text.splitlines(True), f"{rel} (committed)", f"{rel} (expected)")))
+            out.append(
+                "".join(
+                    difflib.unified_diff(
+                        have.splitlines(True), text.splitlines(True), f"{rel} (committed)", f"{rel} (expected)"
+                    )
+                )
+            )
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="change nothing; exit 1 with a diff if a file is stale")
-    ap.add_argument("--no-containerize", action="store_true", help="skip containerize.Dockerfile (needs no snakemake run)")
+    ap.add_argument(
+        "--no-containerize", action="store_true", help="skip containerize.Dockerfile (needs no snakemake run)"
+    )
     args = ap.parse_args(argv)
     files = expected(with_containerize=not args.no_containerize)
     if args.check:
@@ -311,7 +340,9 @@ def main(argv=None) -> int:
         extra = [p for p in HERE.glob("*.Dockerfile") if p not in known]
         for p in extra:
             print(f"{p.relative_to(REPO)}: no env file envs/{p.name.split('.')[0]}.yaml generates it")
-        print(f"{len(diffs) + len(extra)} stale file(s) in containers/ (fix: python containers/generate.py)", file=sys.stderr)
+        print(
+            f"{len(diffs) + len(extra)} stale file(s) in containers/ (fix: python tools/containers.py)", file=sys.stderr
+        )
         return 1 if diffs or extra else 0
     for path, text in files.items():
         if not path.is_file() or path.read_text(encoding="utf-8") != text:

@@ -1,0 +1,125 @@
+"""The per-shard stages and how each is called: the one owner of their command lines.
+
+A :class:`Stage` names its module (``python -m <module>``) and its positional arguments,
+each with the rule item that fills it (``input.sheet``, ``output.skips``,
+``wildcards.name``...), and whether it takes ``--config JSON`` and ``--threads N``.  The
+rule's shell line is :meth:`Stage.shell` (rules/*.smk), and the predictor builds the
+same argv with :meth:`Stage.argv` from a :class:`emoflow.workflow.layout.Layout` of its
+chunk folder (emoflow.predict.pipeline), so the two can never drift apart
+(tests/test_workflow_layout.py renders every rule's shell line and compares).
+
+The argv lives here rather than in each stage module so that building the workflow
+imports no stage's dependencies (ffmpeg, torch, TensorFlow): a stage module's ``main``
+parses exactly these arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    rule: str  # the rule that runs it, one job per shard
+    module: str  # python -m <module>; its main(argv) parses the argv below
+    args: tuple[tuple[str, str], ...]  # (name, rule item) of each positional argument
+    config: bool = True  # --config JSON: the rule's params.cfg
+    threads: bool = False  # --threads N: the rule's threads
+    command: str | None = None  # `emoflow <command>` runs it too (cli.py)
+
+    def shell(self) -> str:
+        """The rule's shell line (Snakemake placeholders, every path quoted)."""
+        parts = ["python -m", self.module, *(f"{{{ref}:q}}" for _, ref in self.args)]
+        if self.config:
+            parts.append("--config {params.cfg:q}")
+        if self.threads:
+            parts.append("--threads {threads}")
+        return " ".join(parts) + " > {log:q} 2>&1"
+
+    def argv(self, config: str | None = None, threads: int | None = None, **values) -> list[str]:
+        """``[module, *arguments]`` with ``values`` by argument name (a list-valued one, like
+        an extractor's input files, is spread as the rule's ``{input.data:q}`` is)."""
+        names = [n for n, _ in self.args]
+        if set(values) != set(names):
+            raise TypeError(f"{self.rule}: arguments {names}, given {sorted(values)}")
+        out = [self.module]
+        for n in names:
+            v = values[n]
+            out += [str(x) for x in v] if isinstance(v, (list, tuple)) else [str(v)]
+        if self.config:
+            if config is None:
+                raise TypeError(f"{self.rule}: needs config")
+            out += ["--config", config]
+        if self.threads:
+            out += ["--threads", str(int(threads or 1))]
+        return out
+
+    def main(self):
+        """The stage module's ``main(argv)``."""
+        return importlib.import_module(self.module).main
+
+
+def _stage(rule, module, args, **kw) -> Stage:
+    return Stage(rule, module, tuple(a if isinstance(a, tuple) else (a.split(".")[-1], a) for a in args), **kw)
+
+
+#: every per-shard stage, in the order a chunk of videos goes through them
+STAGES: dict[str, Stage] = {
+    s.rule: s
+    for s in (
+        _stage(
+            "shard_sheet",
+            "emoflow.dataset.shards",
+            ("input.manifest", "wildcards.shard", ("sheet", "output.sheet")),
+            command="shard-sheet",
+        ),
+        _stage("probe", "emoflow.media.probe", ("input.sheet", "output.table", "output.skips"), command="probe"),
+        _stage(
+            "frames",
+            "emoflow.media.frames",
+            ("input.sheet", "input.probe", "output.table", "output.skips"),
+            threads=True,
+            command="frames",
+        ),
+        _stage(
+            "audio",
+            "emoflow.media.audio",
+            ("input.sheet", "input.probe", "output.index", "output.wavs", "output.skips"),
+            threads=True,
+            command="audio",
+        ),
+        _stage(
+            "faces",
+            "emoflow.faces.stage",
+            (
+                "input.sheet",
+                "input.probe",
+                "input.frames",
+                "output.faces",
+                "output.videos",
+                "output.crops",
+                "output.skips",
+            ),
+            threads=True,
+            command="faces",
+        ),
+        _stage(
+            "asr", "emoflow.asr.stage", ("input.index", "input.wavs", "output.table", "output.skips"), command="asr"
+        ),
+        _stage(
+            "features",
+            "emoflow.features.base",
+            ("wildcards.name", "output.table", "output.skips", "input.data"),
+            threads=True,
+            command="features",
+        ),
+        _stage(
+            "e2e_tta",
+            "emoflow.e2e.tta",
+            (("name", "params.name"), ("table", "output.table"), "input.crops"),
+            threads=True,
+            command="e2e-tta",
+        ),
+    )
+}
