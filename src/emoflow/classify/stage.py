@@ -35,32 +35,27 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from emoflow import logs
 from emoflow.classify import speaker_norm
-from emoflow.dataset.holdout import speaker_holdout
+from emoflow.classify.experiment import Experiment
 from emoflow.errors import EmoflowError
 from emoflow.evaluate.metrics import scores
 from emoflow.features.read import FeatureSet, read
-from emoflow.storage import atomic_path, read_table, write_table, write_text
+from emoflow.storage import read_table, write_table, write_text
 from emoflow.tables import predictions
-
-
-def prior(y: np.ndarray, n_classes: int) -> np.ndarray:
-    return np.bincount(y, minlength=n_classes) / max(1, len(y))
 
 
 def run(
     experiment: str, splits_path: str, inputs: list[str], cfg: dict, threads: int, log
 ) -> tuple[dict, dict, object]:
-    """(predictions columns, report, (kind, model)) of one experiment."""
+    """(predictions columns, report, fitted :class:`Experiment`) of one experiment."""
     classes, spec = cfg["classes"], cfg["classifier"]
     evaluation = cfg.get("evaluation", {})
-    metric, seed = evaluation.get("metric", "accuracy"), int(evaluation.get("seed", 0))
+    metric = evaluation.get("metric", "accuracy")
     sp = read_table(splits_path).to_pandas()
     sp = sp[sp["label"].isin(classes)]
     ids = sp["video_id"].tolist()
@@ -103,58 +98,26 @@ def run(
         spec["type"],
     )
     t0 = time.time()
-    probs = np.tile(prior(y[tr], len(classes)), (len(ids), 1))
     have = ~missing
+    tr_idx = np.flatnonzero(tr)
     if sequence:
-        from emoflow.classify import sequence as seqm
-
-        tr_idx = np.flatnonzero(tr)
-        hold = speaker_holdout(groups[tr_idx], float(spec.get("holdout", 0.2)), seed)
-        seqs = [fs.sequences[ids[i]] for i in tr_idx]
-        train_kw = {
-            k: spec[k] for k in ("epochs", "batch_size", "lr", "weight_decay", "max_len", "patience") if k in spec
-        }
-        model, history = seqm.fit(
-            [s for s, h in zip(seqs, hold) if not h],
-            y[tr_idx][~hold],
-            [s for s, h in zip(seqs, hold) if h],
-            y[tr_idx][hold],
-            len(classes),
+        exp, fit_report = Experiment.fit(
+            classes,
             spec,
-            seed=seed,
+            y[tr_idx],
+            groups[tr_idx],
+            sequences=[fs.sequences[ids[i]] for i in tr_idx],
+            evaluation=evaluation,
             threads=threads,
             log=log.info,
-            **train_kw,
         )
-        have_idx = np.flatnonzero(have)
-        probs[have_idx] = seqm.predict_proba(
-            model, [fs.sequences[ids[i]] for i in have_idx], max_len=spec.get("max_len", 64)
-        )
-        best = max(history, key=lambda h: (h["val_acc"], -h["val_loss"]))
-        fit_report = {
-            "holdout_speakers": int(len(np.unique(groups[tr_idx][hold]))),
-            "best_epoch": best["epoch"],
-            "holdout_accuracy": best["val_acc"],
-            "epochs_run": len(history),
-            "history": history,
-        }
-        kind = "torch"
+        probs = exp.predict_proba(len(ids), have, sequences=[fs.sequences[ids[i]] for i in np.flatnonzero(have)])
     else:
-        from emoflow.classify import models
-
-        model, fit_report = models.search(
-            X[tr],
-            y[tr],
-            groups[tr],
-            spec,
-            metric=metric,
-            folds=int(evaluation.get("cv_folds", 5)),
-            seed=seed,
-            threads=threads,
+        exp, fit_report = Experiment.fit(
+            classes, spec, y[tr], groups[tr], X=X[tr], evaluation=evaluation, threads=threads
         )
-        probs[have] = models.proba_full(model, X[have], len(classes))
+        probs = exp.predict_proba(len(ids), have, X=X[have])
         log.info("%s: best %s, cv %s %.3f", experiment, fit_report["best_params"], metric, fit_report["cv_score"])
-        kind = "sklearn"
     pred = probs.argmax(1)
     split_scores = {}
     for s in ("train", "val", "test"):
@@ -178,20 +141,7 @@ def run(
         )
     columns = {"video_id": ids, "split": split.tolist(), "label": sp["label"].tolist(), "missing": missing.tolist()}
     columns |= {f"p_{c}": probs[:, i] for i, c in enumerate(classes)}
-    return columns, report, (kind, model)
-
-
-def save_model(kind: str, model, path: Path, meta: dict) -> None:
-    if kind == "torch":
-        from emoflow.classify import sequence as seqm
-
-        with atomic_path(path) as tmp:
-            seqm.save(model, tmp, meta)
-    else:
-        import skops.io as sio
-
-        with atomic_path(path, suffix=".skops") as tmp:
-            sio.dump(model, tmp)
+    return columns, report, exp
 
 
 def main(argv=None) -> int:
@@ -212,13 +162,12 @@ def main(argv=None) -> int:
     log = logs.setup("emoflow.classify")
     cfg = json.loads(args.config)
     try:
-        columns, report, (kind, model) = run(args.experiment, args.splits, args.inputs, cfg, args.threads, log)
+        columns, report, exp = run(args.experiment, args.splits, args.inputs, cfg, args.threads, log)
     except (EmoflowError, ValueError) as exc:
         print(f"error: experiment {args.experiment}: {exc}", file=sys.stderr)
         return 2
-    model_path = Path(args.model)
-    report["model_format"] = "torch" if kind == "torch" else "skops"
-    save_model(kind, model, model_path, {"experiment": args.experiment, "classes": cfg["classes"]})
+    report["model_format"] = exp.model_format
+    exp.save(args.model, {"experiment": args.experiment, "classes": cfg["classes"]})
     write_table(pa.table(columns), args.predictions, predictions(cfg["classes"]))
     write_text(args.report, json.dumps(report, indent=1, default=float))
     return 0

@@ -1,9 +1,8 @@
 """Apply a bundle's fitted encoders, classifiers and fusion to freshly extracted features.
 
 Each step calls what the workflow's stage calls: the encoder's ``transform`` into float32
-video vectors (``emoflow.encode.stage``), :func:`emoflow.classify.models.proba_full` or
-:func:`emoflow.classify.sequence.predict_proba` (``emoflow.classify.stage``, a missing feature
-gets the training prior; a speaker-normalised experiment goes through
+video vectors (``emoflow.encode.stage``), :meth:`emoflow.classify.experiment.Experiment.predict_proba` (as ``emoflow.classify.stage``: a
+missing feature gets the training prior; a speaker-normalised experiment goes through
 :func:`emoflow.classify.speaker_norm.apply` first) and :func:`emoflow.fusion.choose.apply` (``emoflow.fusion.stage``).
 """
 
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from emoflow.classify.experiment import Experiment
 from emoflow.features.read import read
 from emoflow.fusion.choose import apply as fuse_choice
 from emoflow.predict.bundle import Bundle, used_experiments
@@ -57,21 +57,13 @@ def experiment_probs(
     e = bundle.experiments[name]
     if e.get("model_format") == "e2e":
         return e2e_probs(bundle, name, tables, ids)
-    n_classes = len(bundle.classes)
     fs = read(list(tables[e["feature"]]))
     population = np.zeros(len(ids), bool)
-    kind, model = bundle.load_classifier(name)
-    probs = prior_probs(e, len(ids))
-    if kind == "torch":
-        from emoflow.classify import sequence
-
+    exp = Experiment(bundle.classes, e["classifier"], *bundle.load_classifier(name), np.asarray(e["prior"], float))
+    if exp.sequence:
         have = np.array([v in fs.sequences for v in ids], bool)
-        idx = np.flatnonzero(have)
-        if len(idx):
-            probs[idx] = sequence.predict_proba(
-                model, [fs.sequences[ids[i]] for i in idx], max_len=e["classifier"].get("max_len", 64)
-            )
-        return probs, have, population
+        seqs = [fs.sequences[ids[i]] for i in np.flatnonzero(have)]
+        return exp.predict_proba(len(ids), have, sequences=seqs), have, population
     if e.get("encoding"):
         enc = bundle.load_encoder(name)
         X = np.zeros((len(ids), enc.dim(fs.dim)), np.float32)
@@ -89,11 +81,7 @@ def experiment_probs(
         ref = np.ones(len(ids), bool) if reference is None else np.asarray(reference, bool)
         X[have], own = speaker_norm.apply(X[have], np.asarray(ids, object)[have], spk[have], state, ref[have])
         population[have] = ~own
-    if have.any():
-        from emoflow.classify.models import proba_full
-
-        probs[have] = proba_full(model, X[have], n_classes)
-    return probs, have, population
+    return exp.predict_proba(len(ids), have, X=X[have]), have, population
 
 
 def e2e_probs(

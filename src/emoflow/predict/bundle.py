@@ -524,13 +524,9 @@ def _load_classifier(p: Path, model_format: str):
         from emoflow.e2e.model import load as load_e2e
 
         return "e2e", load_e2e(p)
-    if model_format == "torch":
-        from emoflow.classify import sequence
+    from emoflow.classify.experiment import Experiment
 
-        return "torch", sequence.load(p)[0]
-    import skops.io as sio
-
-    return "sklearn", sio.load(p, trusted=check_skops(p))
+    return Experiment.load_model(p, model_format)
 
 
 def main(argv=None) -> int:
