@@ -98,6 +98,12 @@ def main(argv=None) -> int:
         "--headline", type=int, default=0, metavar="EPOCHS", help="also full-size clean runs per target kind"
     )
     ap.add_argument("--out", help="default bench/out/ldl.json (--quick: ldl_quick.json)")
+    ap.add_argument(
+        "--uncertainty",
+        default="{}",
+        help="JSON: training.uncertainty settings of the uncertainty cells (emoflow.nets.ldl.UNCERTAINTY_DEFAULTS), "
+        'e.g. another auxiliary space: \'{"aux": "features", "aux_model": "run/models/frame_cnn/votes.json"}\'',
+    )
     args = ap.parse_args(argv)
 
     from emoflow.nets.common import bf16_supported, pick_device, setup_torch
@@ -108,6 +114,10 @@ def main(argv=None) -> int:
     root = Path(args.data_root) if args.data_root else resolve_data_root({})
     out = Path(args.out or REPO / "bench" / "out" / ("ldl_quick.json" if args.quick else "ldl.json"))
     rob = grid_settings(args.quick, root)
+    extra = json.loads(args.uncertainty)
+    if extra:  # only the uncertainty cells read training.uncertainty
+        training = rob["net"].get("training") or {}
+        rob["net"]["training"] = {**training, "uncertainty": {**(training.get("uncertainty") or {}), **extra}}
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="ldl_bench_"))
     work.mkdir(parents=True, exist_ok=True)
     setup_torch(args.threads, seed=None)
@@ -236,7 +246,9 @@ def main(argv=None) -> int:
         "budget": "grid sized for <= 90 min on 2 CPU cores: small VGG, fixed stratified training subset, few epochs; "
         "epochs chosen on held-out FER2013 train faces; occlusion scored on noise-free models only",
         "uncertainty": "aux space: pseudo valence/arousal from FER+ votes (emoflow.nets.ldl.CIRCUMPLEX), K=8, "
-        "neighbour predictions/features cached once per epoch",
+        "neighbour predictions/features cached once per epoch"
+        if not extra
+        else extra,
         "occluder_landmarks": "FER2013 mean-shape template (emoflow.robustness.occlude.FER2013_LANDMARKS_48)",
     }
     result["seconds_total"] = round(time.time() - t_all, 1)

@@ -51,7 +51,9 @@ def embedding_fit_config(wildcards):
 def _similarity_feature():
     """The expression_embedding entry the index uses (similarity.feature, else the only one)."""
     names = sorted(
-        n for n, p in PLAN.features_all.items() if p["extractor"] == "expression_embedding"
+        n
+        for n, p in PLAN.features_all.items()
+        if p["extractor"] == "expression_embedding"
     )
     chosen = SIMILARITY["feature"]
     if chosen and chosen not in names:
