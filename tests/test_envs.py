@@ -339,11 +339,8 @@ def test_check_envs_runs_a_real_job_of_a_rule_on_every_env():
     definitions = {name: d for name, _, d in envcheck.rule_definitions(REPO)}
     for name, (rule, wildcards) in check_envs.JOBS.items():
         assert check_envs.job_env(rule, wildcards) == name
-        output = definitions[rule]["output"]
-        named = set(re.findall(r"\{\{?(\w+)\}\}?", output))  # f"{{name}}" or L.features("{name}")
-        if re.search(r"\bL\.\w+\(", output):
-            named.add("shard")  # a Layout path's shard defaults to the {shard} wildcard
-        assert set(wildcards) <= named, (rule, output)
+        pattern = check_envs.output_pattern(definitions[rule]["output"], "results/demo")
+        assert pattern and set(wildcards) <= set(re.findall(r"\{(\w+)\}", pattern)), (rule, pattern)
 
 
 def test_check_envs_refuses_a_conda_package_it_cannot_stand_in_for(tmp_path):

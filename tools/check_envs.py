@@ -426,19 +426,39 @@ class EnvCheck:
         return self.result
 
 
+def output_pattern(directive: str, out_dir: str) -> str | None:
+    """The first output of a rule's ``output:`` text as a path pattern with ``{wildcard}``s:
+    an f-string on ``OUT`` or a :class:`emoflow.workflow.layout.Layout` call on ``L``."""
+    import ast
+
+    from emoflow.workflow.layout import Layout
+
+    try:
+        call = ast.parse(f"_({directive.strip()})", mode="eval").body
+    except SyntaxError:
+        return None
+    first = call.args[0] if call.args else (call.keywords[0].value if call.keywords else None)
+    if first is None:
+        return None
+    names = {"OUT": out_dir, "L": Layout(out_dir), "directory": lambda p: p}
+    try:
+        return str(eval(compile(ast.Expression(first), "<output>", "eval"), {"__builtins__": {}}, names))
+    except Exception:  # noqa: BLE001 - anything else in the directive: not a pattern this tool reads
+        return None
+
+
 def job_target(demo: Path, out_dir: str, rule: str, wildcards: dict[str, str]) -> Path:
     """The first output (sorted) of ``rule`` in the demo run whose wildcards match."""
     definitions = {name: d for name, _, d in envcheck.rule_definitions(REPO)}
     if rule not in definitions:
         raise Failed("job", f"no rule {rule!r} in the workflow (tools/check_envs.py JOBS)")
-    m = re.search(r'f?"([^"]+)"', definitions[rule].get("output", ""))
-    if not m:
+    pattern = output_pattern(definitions[rule].get("output", ""), out_dir)
+    if pattern is None:
         raise Failed("job", f"rule {rule}: cannot read its output pattern")
-    pattern = m.group(1).replace("{OUT}", out_dir)
-    unknown = set(wildcards) - set(re.findall(r"\{\{(\w+)\}\}", pattern))
+    unknown = set(wildcards) - set(re.findall(r"\{(\w+)\}", pattern))
     if unknown:
         raise Failed("job", f"rule {rule} has no wildcard {sorted(unknown)} (tools/check_envs.py JOBS)")
-    pattern = re.sub(r"\{\{(\w+)\}\}", lambda w: wildcards.get(w.group(1), "*"), pattern)
+    pattern = re.sub(r"\{(\w+)\}", lambda w: wildcards.get(w.group(1), "*"), pattern)
     found = sorted(demo.glob(pattern))
     if not found:
         raise Failed("job", f"rule {rule}: no output {pattern} in {demo} (has the demo run finished?)")
