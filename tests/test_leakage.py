@@ -303,7 +303,8 @@ def test_encoders_and_classifiers_never_read_val_or_test(tmp_path, classifier):
         if classifier == "sequence":
             cfg = _classify_cfg("sequence", head="netvlad", clusters=3, epochs=6, patience=6, batch_size=8, lr=3e-3)
             cfg["encoding"] = None
-            cols, rep, (kind, model) = classify_stage.run("x", str(sp), [str(d / "frames.parquet")], cfg, 1, LOG)
+            cols, rep, exp = classify_stage.run("x", str(sp), [str(d / "frames.parquet")], cfg, 1, LOG)
+            model = exp.model
             results.append((None, cols, rep, model.state_dict()))
             continue
         table, enc = encode_stage.run(
@@ -311,7 +312,8 @@ def test_encoders_and_classifiers_never_read_val_or_test(tmp_path, classifier):
         )
         write_table(table, d / "enc.parquet")
         cfg = _classify_cfg(classifier, grid={"C": [0.01, 1]}, normalize="speaker")
-        cols, rep, (kind, model) = classify_stage.run("x", str(sp), [str(d / "enc.parquet")], cfg, 1, LOG)
+        cols, rep, exp = classify_stage.run("x", str(sp), [str(d / "enc.parquet")], cfg, 1, LOG)
+        model = exp.model
         results.append((enc, cols, rep, model))
     (enc0, c0, r0, m0), (enc1, c1, r1, m1) = results
     train = np.array([s == "train" for s in c0["split"]])

@@ -29,13 +29,16 @@ OUT = "results/synthetic"
 def corpus(root, n, extra=()):
     """A manifest of ``n`` (+ ``extra``) videos with empty placeholder clips, and a data root
     holding empty placeholders of the shared tables the preset's fits read (FER2013 for the
-    frame CNN, the FER2013 face triplets for the expression embedding; never read here)."""
+    frame CNNs, the FER+ votes for the one trained on them, the FER2013 face triplets for the
+    expression embedding; never read here)."""
     classes = load_config([REPO / "config.yaml"])["label_spaces"]["fer2013"]
     (root / "clips").mkdir(parents=True, exist_ok=True)
     (root / "fer2013").mkdir(exist_ok=True)
     (root / "fer2013" / "fer2013.parquet").touch()
     (root / "fer_similarity").mkdir(exist_ok=True)
     (root / "fer_similarity" / "triplets_train.parquet").touch()
+    (root / "ferplus").mkdir(exist_ok=True)
+    (root / "ferplus" / "ferplus_votes.parquet").touch()
     ids = [f"v{i:05d}" for i in range(n)] + list(extra)
     lines = ["video_id,path,label,split,speaker"]
     for i, vid in enumerate(ids):
