@@ -43,7 +43,7 @@ from emoflow.errors import EmoflowError
 from emoflow.predict.bundle import Bundle
 from emoflow.storage import read_table
 from emoflow.workflow.layout import Layout
-from emoflow.workflow.stages import STAGES
+from emoflow.workflow.stages import STAGES, chunk_commands
 
 SHARD = "s000"
 SRC = str(Path(__file__).resolve().parents[2])  # the folder holding the emoflow package
@@ -62,72 +62,18 @@ def stage_commands(bundle: Bundle, work: Path, threads: int | None = None) -> li
     thread count (bit-identical to the run)."""
     L, s, st = Layout(str(work)), SHARD, bundle.stages
     kinds = {f["input"] for f in bundle.features.values()}
-    cfg = lambda *keys: json.dumps({k: st[k] for k in keys}, sort_keys=True, separators=(",", ":"))  # noqa: E731
+    keys = {"asr": ("asr", "feature_inputs")}
+    cfg = lambda rule: json.dumps({k: st[k] for k in keys.get(rule, (rule,))}, sort_keys=True, separators=(",", ":"))  # noqa: E731
     n = lambda stage: stage_threads(bundle, stage, threads)  # noqa: E731
-    sheet, probe = L.sheet(s), L.probe(s)
+    media = ["probe"]
+    media += ["frames"] if kinds & {"crops", "frames"} else []
+    media += ["audio"] if kinds & {"audio", "transcripts"} else []
+    media += ["faces"] if "crops" in kinds else []
+    media += ["asr"] if "transcripts" in kinds else []
+    names = {"shard_sheet": "shard"}  # the chunk's stage log names
     cmds = [
-        (
-            "shard",
-            STAGES["shard_sheet"].argv(
-                json.dumps({"sharding": {"n_shards": 1}}), manifest=str(work / "manifest.csv"), shard=s, sheet=sheet
-            ),
-        ),
-        ("probe", STAGES["probe"].argv(cfg("probe"), sheet=sheet, table=probe, skips=L.skips("probe", s))),
+        (names.get(rule, rule), argv) for rule, argv in chunk_commands(L, s, str(work / "manifest.csv"), cfg, n, media)
     ]
-    if kinds & {"crops", "frames"}:
-        cmds.append(
-            (
-                "frames",
-                STAGES["frames"].argv(
-                    cfg("frames"), n("frames"), sheet=sheet, probe=probe, table=L.frames(s), skips=L.skips("frames", s)
-                ),
-            )
-        )
-    if kinds & {"audio", "transcripts"}:
-        cmds.append(
-            (
-                "audio",
-                STAGES["audio"].argv(
-                    cfg("audio"),
-                    n("audio"),
-                    sheet=sheet,
-                    probe=probe,
-                    index=L.audio_index(s),
-                    wavs=L.audio_wavs(s),
-                    skips=L.skips("audio", s),
-                ),
-            )
-        )
-    if "crops" in kinds:
-        cmds.append(
-            (
-                "faces",
-                STAGES["faces"].argv(
-                    cfg("faces"),
-                    n("faces"),
-                    sheet=sheet,
-                    probe=probe,
-                    frames=L.frames(s),
-                    faces=L.faces(s),
-                    videos=L.face_videos(s),
-                    crops=L.crops(s),
-                    skips=L.skips("faces", s),
-                ),
-            )
-        )
-    if "transcripts" in kinds:
-        cmds.append(
-            (
-                "asr",
-                STAGES["asr"].argv(
-                    cfg("asr", "feature_inputs"),
-                    index=L.audio_index(s),
-                    wavs=L.audio_wavs(s),
-                    table=L.text(s),
-                    skips=L.skips("asr", s),
-                ),
-            )
-        )
     for name, f in sorted(bundle.features.items()):
         table = f["table"]
         if f.get("stage") == "e2e_tta":  # an e2e network's face transform cache (rule e2e_tta)

@@ -37,32 +37,15 @@ SRC = str(Path(__file__).resolve().parents[2])
 def _run_stages(media: Path, stages: dict, work: Path, threads: int) -> Path:
     """The run's shard / probe / frames / faces stages on one file; returns its crops table."""
     from emoflow.workflow.layout import Layout
-    from emoflow.workflow.stages import STAGES
+    from emoflow.workflow.stages import chunk_commands
 
-    w, s, L = work, SHARD, Layout(str(work))
+    w, L = work, Layout(str(work))
     manifest = w / "manifest.csv"
     pd.DataFrame([{"video_id": "query", "path": str(media)}]).to_csv(manifest, index=False)
     cfg = lambda key: json.dumps({key: stages[key]}, sort_keys=True)  # noqa: E731
-    sheet, probe = L.sheet(s), L.probe(s)
     cmds = [
-        STAGES["shard_sheet"].argv(
-            json.dumps({"sharding": {"n_shards": 1}}), manifest=str(manifest), shard=s, sheet=sheet
-        ),
-        STAGES["probe"].argv(cfg("probe"), sheet=sheet, table=probe, skips=L.skips("probe", s)),
-        STAGES["frames"].argv(
-            cfg("frames"), threads, sheet=sheet, probe=probe, table=L.frames(s), skips=L.skips("frames", s)
-        ),
-        STAGES["faces"].argv(
-            cfg("faces"),
-            threads,
-            sheet=sheet,
-            probe=probe,
-            frames=L.frames(s),
-            faces=L.faces(s),
-            videos=L.face_videos(s),
-            crops=L.crops(s),
-            skips=L.skips("faces", s),
-        ),
+        argv
+        for _, argv in chunk_commands(L, SHARD, str(manifest), cfg, lambda _: threads, ("probe", "frames", "faces"))
     ]
     env = dict(os.environ)
     env["PYTHONPATH"] = SRC + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -74,7 +57,7 @@ def _run_stages(media: Path, stages: dict, work: Path, threads: int) -> Path:
         if proc.returncode != 0:
             tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-6:])
             raise EmoflowError(f"{argv[0]} failed on the query (exit {proc.returncode}); log {log}:\n{tail}")
-    return Path(L.crops(s))
+    return Path(L.crops(SHARD))
 
 
 def query_faces(path: str, stages: dict, work: Path, threads: int = 1):

@@ -123,3 +123,41 @@ STAGES: dict[str, Stage] = {
         ),
     )
 }
+
+
+def chunk_commands(L, shard: str, manifest: str, config, threads, stages) -> list[tuple[str, list[str]]]:
+    """(rule, argv) of one chunk of videos outside the workflow (the predictor, ``emoflow
+    similar``): its shard sheet (one shard), then the media stages ``stages`` (of probe,
+    frames, audio, faces, asr, in that order) on the chunk's :class:`Layout` ``L``;
+    ``config(rule)`` gives a stage's JSON config slice, ``threads(rule)`` its thread count."""
+    s = shard
+    sheet, probe = L.sheet(s), L.probe(s)
+    args = {
+        "probe": {"sheet": sheet, "table": probe, "skips": L.skips("probe", s)},
+        "frames": {"sheet": sheet, "probe": probe, "table": L.frames(s), "skips": L.skips("frames", s)},
+        "audio": {
+            "sheet": sheet,
+            "probe": probe,
+            "index": L.audio_index(s),
+            "wavs": L.audio_wavs(s),
+            "skips": L.skips("audio", s),
+        },
+        "faces": {
+            "sheet": sheet,
+            "probe": probe,
+            "frames": L.frames(s),
+            "faces": L.faces(s),
+            "videos": L.face_videos(s),
+            "crops": L.crops(s),
+            "skips": L.skips("faces", s),
+        },
+        "asr": {"index": L.audio_index(s), "wavs": L.audio_wavs(s), "table": L.text(s), "skips": L.skips("asr", s)},
+    }
+    unknown = set(stages) - set(args)
+    if unknown:
+        raise ValueError(f"not a media stage of a chunk: {sorted(unknown)}")
+    sharding = '{"sharding": {"n_shards": 1}}'
+    out = [("shard_sheet", STAGES["shard_sheet"].argv(sharding, manifest=manifest, shard=s, sheet=sheet))]
+    for rule in (r for r in args if r in stages):
+        out.append((rule, STAGES[rule].argv(config(rule), threads(rule), **args[rule])))
+    return out
