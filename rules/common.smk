@@ -59,7 +59,12 @@ from emoflow.dataset import labels  # noqa: E402
 from emoflow.errors import EmoflowError  # noqa: E402
 from emoflow.features import registry  # noqa: E402
 from emoflow.workflow.plan import Plan  # noqa: E402
-from emoflow.workflow.stages import STAGES  # noqa: E402
+from emoflow.workflow.stages import (
+    FIT_MODULE,
+    FIT_SHELL,
+    STAGES,
+    fit_input_args,
+)  # noqa: E402
 
 _CONFIG_SOURCE = " + ".join(str(p) for p in workflow.configfiles) or "config"
 try:
@@ -125,6 +130,35 @@ def feature_env(w):
 
 def feature_gpu(w):
     return GPU if PLAN.extractor(w.name).gpu else 0
+
+
+FITS = {
+    x: e.fit for x, e in registry.REGISTRY.items() if e.fitted
+}  # rules fit_<extractor>
+
+
+def fit_inputs(w):
+    """A fitted extractor's fit inputs, by kind (named inputs of rule fit_<extractor>)."""
+    try:
+        return PLAN.fit_inputs(w.name)
+    except EmoflowError as exc:
+        raise WorkflowError(str(exc)) from None
+
+
+def fit_args(wildcards, input):
+    """The fit command's ``--<kind> files`` (rule fit_<extractor>'s params.inputs)."""
+    extractor = FEATURES[wildcards.name]["extractor"]
+    named = {k: getattr(input, k) for k in registry.entry(extractor).fit.inputs}
+    return fit_input_args(
+        extractor, {k: [v] if isinstance(v, str) else list(v) for k, v in named.items()}
+    )
+
+
+def fit_outputs(extractor):
+    """The fit's JSON (meta) and, when it has one, its weights file beside it (model)."""
+    weights = FITS[extractor].weights
+    meta = {"meta": L.fitted(extractor)}
+    return meta | ({"model": L.fitted(extractor, ext=weights)} if weights else {})
 
 
 def experiment_gpu(w):

@@ -1,51 +1,6 @@
-# Input functions and settings of rules/similarity.smk (the expression embedding's fit and
-# the similarity index), kept apart from the rules as rules/common.smk is.
-from emoflow.similarity.fit import DEFAULTS as EMBEDDING_DEFAULTS  # noqa: E402
-
+# Input functions and settings of rules/similarity.smk (the similarity index), kept apart
+# from the rules as rules/common.smk is (the embedding's fit: emoflow.workflow.plan).
 SIMILARITY = CFG["similarity"]
-
-
-def _embedding(name):
-    return {**EMBEDDING_DEFAULTS, **FEATURES[name]}
-
-
-def _trunk_feature(name):
-    """The frame_cnn entry whose fit is the embedding's trunk (its fold's under k-fold)."""
-    trunk = _embedding(name)["trunk"]
-    table = feature_of(trunk, PLAN.fold_of[name]) if name in PLAN.fold_of else trunk
-    if FEATURES.get(table, {}).get("extractor") != "frame_cnn":
-        raise WorkflowError(
-            f"{_CONFIG_SOURCE}: features.{name}.trunk: {trunk!r} is not a frame_cnn entry "
-            "(or set trunk_model to a frame CNN fit's JSON)"
-        )
-    return table
-
-
-def embedding_trunk(wildcards):
-    """The trunk's frame CNN fit: trunk_model, else the trunk entry's fit (JSON, weights)."""
-    given = _embedding(wildcards.name)["trunk_model"]
-    meta = data_path(given) if given else fitted_model(_trunk_feature(wildcards.name))
-    return {"trunk": meta, "trunk_weights": str(Path(meta).with_suffix(".pt"))}
-
-
-def embedding_data(wildcards):
-    """FER2013 faces and the triplets (val scored once at the end, when present)."""
-    p = _embedding(wildcards.name)
-    val = data_path(p["val_triplets"]) if p["val_triplets"] else None
-    return [data_path(p["images"]), data_path(p["triplets"])] + (
-        [val] if val and Path(val).is_file() else []
-    )
-
-
-def embedding_fit_config(wildcards):
-    params = dict(FEATURES[wildcards.name])
-    framing = None
-    if not _embedding(wildcards.name)["trunk_model"]:
-        framing = FEATURES[_trunk_feature(wildcards.name)].get("framing")
-    return json.dumps(
-        {**params, "data_root": CFG["data_root"], "trunk_framing": framing},
-        sort_keys=True,
-    )
 
 
 def _similarity_feature():

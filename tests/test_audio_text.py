@@ -170,6 +170,7 @@ def test_asr_stage_marks_no_audio_and_silence_missing(tmp_path, cfg):
 
 def test_tfidf_is_fitted_on_the_training_split_only(tmp_path):
     from emoflow.features import tfidf
+    from emoflow.features.fit import main as fit_main
 
     man = tmp_path / "m.csv"
     pd.DataFrame({"video_id": ["a", "b", "c"], "path": ["x"] * 3, "split": ["train", "train", "test"]}).to_csv(
@@ -185,7 +186,8 @@ def test_tfidf_is_fitted_on_the_training_split_only(tmp_path):
         tables.TRANSCRIPTS,
     )
     model = tmp_path / "tfidf.json"
-    assert tfidf.main(["fit", str(man), str(model), str(tr), "--config", json.dumps({"ngram_max": 1})]) == 0
+    argv = ["tfidf", str(model), "--manifest", str(man), "--transcripts", str(tr)]
+    assert fit_main([*argv, "--config", json.dumps({"ngram_max": 1})]) == 0
     vocab = json.loads(model.read_text())["vocabulary"]
     assert "kids" in vocab and "dogs" in vocab
     assert not {"zebras", "secretly", "dancing"} & set(vocab)  # test-split words never enter

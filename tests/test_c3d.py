@@ -16,7 +16,8 @@ pytest.importorskip("torch")
 from emoflow import tables  # noqa: E402
 from emoflow.faces.read import iter_crops  # noqa: E402
 from emoflow.features import base  # noqa: E402
-from emoflow.features.c3d import C3D, main, windows  # noqa: E402
+from emoflow.features.c3d import C3D, windows  # noqa: E402
+from emoflow.features.fit import main  # noqa: E402
 from emoflow.storage import write_rows  # noqa: E402
 
 CLASSES = ["expanding", "contracting"]
@@ -124,9 +125,10 @@ def _write_shard(tmp_path, n_train=28, n_val=12, seed=0):
 def _fit(manifest, paths, out, data_root="/nowhere", **over) -> dict:
     cfg = {"extractor": "c3d", **SMALL, **over, "data_root": str(data_root)}
     argv = [
-        "fit",
-        manifest,
+        "c3d",
         str(out),
+        "--manifest",
+        manifest,
         "--crops",
         *paths,
         "--config",

@@ -85,7 +85,7 @@ def _state_equal(a: dict, b: dict) -> None:
 def test_c3d_fit_never_reads_val_or_test(crop_corpus, tmp_path):
     import torch
 
-    from emoflow.features.c3d import main
+    from emoflow.features.fit import main
 
     from test_c3d import SMALL
 
@@ -94,9 +94,10 @@ def test_c3d_fit_never_reads_val_or_test(crop_corpus, tmp_path):
         out = tmp_path / f"c3d{i}.json"
         cfg = {"extractor": "c3d", **SMALL, "epochs": 3, "patience": 3, "data_root": "/nowhere"}
         argv = [
-            "fit",
-            manifest,
+            "c3d",
             str(out),
+            "--manifest",
+            manifest,
             "--crops",
             *paths,
             "--config",
@@ -144,7 +145,7 @@ def test_frame_cnn_on_crops_never_reads_val_or_test(crop_corpus, tmp_path):
 
 def test_audio_cnn_fit_never_reads_val_or_test(tmp_path):
     pytest.importorskip("tensorflow")
-    from emoflow.features.audio_cnn import main
+    from emoflow.features.fit import main
 
     sr = 16000
     classes = ["low", "high"]
@@ -189,9 +190,10 @@ def test_audio_cnn_fit_never_reads_val_or_test(tmp_path):
         m.to_csv(d / "manifest.csv", index=False)
         out = d / "audio_cnn.json"
         argv = [
-            "fit",
-            str(d / "manifest.csv"),
+            "audio_cnn",
             str(out),
+            "--manifest",
+            str(d / "manifest.csv"),
             "--audio",
             str(d / "index.parquet"),
             str(d),
@@ -219,7 +221,7 @@ def test_audio_cnn_fit_never_reads_val_or_test(tmp_path):
 
 
 def test_tfidf_fit_never_reads_val_or_test(tmp_path):
-    from emoflow.features.tfidf import main
+    from emoflow.features.fit import main
 
     words = {"happy": "wonderful great joy", "sad": "terrible grief tears"}
     man, tx = [], []
@@ -247,10 +249,8 @@ def test_tfidf_fit_never_reads_val_or_test(tmp_path):
         m.to_csv(tmp_path / f"{name}.csv", index=False)
         write_rows(t, tmp_path / f"{name}.parquet", tables.TRANSCRIPTS)
         out = tmp_path / f"{name}.json"
-        assert (
-            main(["fit", str(tmp_path / f"{name}.csv"), str(out), str(tmp_path / f"{name}.parquet"), "--config", "{}"])
-            == 0
-        )
+        argv = ["tfidf", str(out), "--manifest", str(tmp_path / f"{name}.csv")]
+        assert main([*argv, "--transcripts", str(tmp_path / f"{name}.parquet"), "--config", "{}"]) == 0
         outs.append(out.read_text())
     assert outs[0] == outs[1] and "zebra" not in outs[1]
 

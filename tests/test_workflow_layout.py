@@ -19,7 +19,8 @@ from emoflow.cli import STAGES as CLI_STAGES
 from emoflow.faces.read import iter_crops
 from emoflow.features import registry
 from emoflow.workflow.layout import INPUT_KINDS, SHARD, Layout
-from emoflow.workflow.stages import STAGES
+from emoflow.features.fit import parser as fit_parser
+from emoflow.workflow.stages import FIT_MODULE, STAGES, fit_argv
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -161,3 +162,16 @@ def test_every_stage_rule_runs_the_stage_table_argv(tmp_path):
         seen[job["rule"]] = seen.get(job["rule"], 0) + 1
     assert set(seen) == set(STAGES), f"rules without a job in the dry run: {set(STAGES) - set(seen)}"
     assert seen["features"] >= 10 and seen["faces"] >= 2
+    # the fit rules (one definition, rules/features.smk): the fit command with the fit's JSON
+    # on the layout and exactly the input kinds its registry Fit names, each parsed back
+    fits = {j["rule"]: j for j in jobs if j["rule"].startswith("fit_")}
+    assert {"fit_tfidf", "fit_audio_cnn", "fit_frame_cnn", "fit_c3d"} <= set(fits)
+    for rule, job in fits.items():
+        x, name, argv = rule[len("fit_") :], job["wildcards"]["name"], job["argv"]
+        assert argv[:5] == ["python", "-m", FIT_MODULE, x, L.fitted(x, name)]
+        kinds = registry.entry(x).fit.inputs
+        assert [a[2:] for a in argv if a.startswith("--") and a[2:] in registry.FIT_INPUTS] == list(kinds)
+        args = fit_parser().parse_args(argv[3:-3])
+        inputs = {k: getattr(args, k) for k in kinds}
+        assert argv[2:-3] == fit_argv(x, L.fitted(x, name), inputs, args.config, args.classes, args.threads)
+        assert argv[-2] == L.log(f"fit_{x}", name)

@@ -94,3 +94,27 @@ def test_bad_config_names_its_source(tmp_path):
     cfg = config(tmp_path, bundle={"part": "f7"})
     with pytest.raises(EmoflowError, match="bundle.part: 'f7' is not a partition"):
         Plan(cfg).bundle_choice()
+
+
+def test_fit_inputs_are_the_kinds_the_registry_names(fixed, tmp_path):
+    from emoflow.features import registry
+
+    for table, params in fixed.features.items():
+        ent = registry.entry(params["extractor"])
+        if not ent.fitted or params.get("model_from"):
+            continue
+        inputs = fixed.fit_inputs(table)
+        assert list(inputs) == list(ent.fit.inputs), table
+        assert json.loads(fixed.fit_config(table))["data_root"] == fixed.root
+    assert fixed.fit_inputs("text_tfidf")["transcripts"] == fixed.per_shard(fixed.L.text())
+    assert fixed.fit_inputs("audio_cnn")["audio"] == fixed.audio_inputs()
+    # the expression embedding's trunk: its trunk entry's fit, JSON and weights; framing passed on
+    cfg = config(tmp_path, features={"expression_embedding": {"extractor": "expression_embedding"}})
+    plan = Plan(cfg)
+    trunk = plan.fit_inputs("expression_embedding")["trunk"]
+    assert trunk == [plan.fitted_model("frame_cnn"), plan.fitted_model("frame_cnn")[: -len(".json")] + ".pt"]
+    framing = json.loads(plan.fit_config("expression_embedding"))["trunk_framing"]
+    assert framing == plan.features["frame_cnn"].get("framing")
+    bad = config(tmp_path, features={"expression_embedding": {"extractor": "expression_embedding", "trunk": "hog"}})
+    with pytest.raises(EmoflowError, match="trunk: 'hog' is not a frame_cnn entry"):
+        Plan(bad).fit_inputs("expression_embedding")

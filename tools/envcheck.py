@@ -4,7 +4,9 @@ Nothing here creates an env or imports the code it checks.  For every rule of th
 workflow (``Snakefile`` and ``rules/**/*.smk``, parsed as text) it reads the env named by
 ``conda: env("<name>")`` and the ``python -m emoflow.<module>`` commands of ``shell:``;
 the ``features`` rule's env comes per extractor from :mod:`emoflow.features.registry`
-(one check per extractor: ``emoflow.features.base`` plus the extractor's module).  Each
+(one check per extractor: ``emoflow.features.base`` plus the extractor's module), and the
+fit rules, defined once in a loop (``shell: FIT_SHELL``), are one job per fitted extractor
+(``emoflow.features.fit`` plus the module of its registry ``Fit``).  Each
 module's closure (:func:`emoflow.codedeps.closure`) is scanned for third-party imports,
 and each one must be provided by a package of the env (``envs/<name>.yaml``, its ``pip:``
 section, or its ``<name>.post-deploy.sh``).
@@ -124,7 +126,7 @@ PIP_PIN = re.compile(rf"^({_NAME})(\[[A-Za-z0-9_,-]+\])?==({_VERSION})$")
 PIP_OPTION = re.compile(r"^--(extra-index-url|index-url|find-links)=\S+$")
 PIP_INSTALL = re.compile(r"\bpip\s+install\b(.*)$")
 RUN_MODULE = re.compile(r"\bpython3?\s+-m\s+(emoflow(?:\.\w+)*)")
-RULE = re.compile(r"^(\s*)(rule|checkpoint)\s+(\w+)\s*:")
+RULE = re.compile(r"^(\s*)(rule|checkpoint)(?:\s+(\w+))?\s*:")
 DIRECTIVE = re.compile(r"^(\s*)(\w+)\s*:(.*)$")
 
 
@@ -592,9 +594,29 @@ def rule_definitions(workflow_dir: str | Path = REPO) -> list[tuple[str, str, di
         lines = path.read_text(encoding="utf-8").splitlines()
         for n, line in enumerate(lines):
             m = RULE.match(line)
-            if m:
-                out.append((m.group(3), f"{_rel(path)}:{n + 1}", _directives(lines, n, len(m.group(1)))[0]))
+            if not m:
+                continue
+            where, d = f"{_rel(path)}:{n + 1}", _directives(lines, n, len(m.group(1)))[0]
+            if m.group(3):
+                out.append((m.group(3), where, d))
+            elif d.get("shell", "").strip() == "FIT_SHELL":
+                out.extend(_fit_rules(where, d))
+            else:
+                out.append((f"<unnamed rule at {where}>", where, d))
     return out
+
+
+def _fit_rules(where: str, d: dict[str, str]) -> list[tuple[str, str, dict[str, str]]]:
+    """The fit rules (one definition in a loop over the registry's fitted extractors,
+    rules/features.smk): one per extractor, with its env and its fit module."""
+    from emoflow.features import registry
+    from emoflow.workflow.stages import FIT_SHELL
+
+    return [
+        (f"fit_{x}", where, {**d, "conda": f'env("{e.env}")', "shell": repr(FIT_SHELL), "_modules": e.fit.module})
+        for x, e in sorted(registry.REGISTRY.items())
+        if e.fitted
+    ]
 
 
 COMMANDS = ("shell", "run", "script", "notebook", "wrapper", "cwl")
@@ -621,7 +643,7 @@ def jobs(workflow_dir: str | Path = REPO) -> tuple[list[Job], list[str]]:
                     f"rule {rule} ({where}) uses {kind}:, which this check cannot follow; run `python -m emoflow.<module>` in shell:"
                 )
         command = _command(d.get("shell", ""))
-        modules = tuple(dict.fromkeys(RUN_MODULE.findall(command)))
+        modules = tuple(dict.fromkeys(RUN_MODULE.findall(command) + ([d["_modules"]] if "_modules" in d else [])))
         if re.search(r"\bpython3?\b", command) and not modules:
             problems.append(
                 f"rule {rule} ({where}) runs python but not as `python -m emoflow.<module>`: its imports cannot be followed"

@@ -10,9 +10,7 @@ one embedding per segment (segment level, with start times).
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -132,34 +130,26 @@ class AudioCNN(Extractor):
         return Output(emb, starts)
 
 
-def main(argv=None) -> int:
-    """fit MANIFEST OUT_JSON --audio INDEX WAVDIR [INDEX WAVDIR ...] --config JSON --label-space JSON"""
-    argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="emoflow audio-cnn-fit", description="Train the audio CNN on the training split.")
-    ap.add_argument("fit", choices=["fit"])
-    ap.add_argument("manifest")
-    ap.add_argument("out", help="model metadata JSON (the .keras file is written beside it)")
-    ap.add_argument("--audio", nargs="+", required=True, help="pairs: audio index, wav folder (one pair per shard)")
-    ap.add_argument("--config", required=True, help="JSON: this extractor's params")
-    ap.add_argument("--classes", required=True, help="JSON list: the label space")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args(argv)
+def fit_stage(job) -> None:
+    """The workflow's fit (:class:`emoflow.features.fit.FitJob`): manifest, and every shard's
+    audio index and wav folder (pairs)."""
     import pandas as pd
 
-    from emoflow import logs
+    from emoflow.errors import EmoflowError
     from emoflow.media.audio import read_wav
     from emoflow.storage import atomic_path, read_table, write_text
 
-    log = logs.setup("emoflow.audio_cnn")
-    params = json.loads(args.config)
-    classes = json.loads(args.classes)
+    log, params, classes = job.log, job.params, job.classes
+    audio = job.inputs.get("audio", [])
+    if not audio or len(audio) % 2:
+        raise EmoflowError("audio_cnn fit: --audio takes pairs (audio index, wav folder), one per shard")
     tf = _tf()
-    set_threads(tf, args.threads)
-    man = pd.read_csv(args.manifest, dtype=str, keep_default_na=False).set_index("video_id")
+    set_threads(tf, job.threads)
+    man = pd.read_csv(job.one("manifest"), dtype=str, keep_default_na=False).set_index("video_id")
     # training speakers only: a held-out part of them picks the epoch (val/test are never read)
     roles = fit_roles(man, float(params.get("holdout", 0.2)), int(params.get("seed", 0)))
     data = {"fit": ([], [], []), "holdout": ([], [], [])}
-    pairs = list(zip(args.audio[::2], args.audio[1::2]))
+    pairs = list(zip(audio[::2], audio[1::2]))
     for index, wav_dir in pairs:
         for r in read_table(index).to_pylist():
             if r["video_id"] not in roles.index or not r["has_audio"]:
@@ -170,10 +160,9 @@ def main(argv=None) -> int:
             ys.append(classes.index(man.loc[r["video_id"], "label"]))
             clips.append(np.full(len(x), len(ys) - 1))
     if not data["fit"][0] or not data["holdout"][0]:
-        log.error(
+        raise EmoflowError(
             "the audio CNN needs clips with audio from at least 2 training speakers (one held out to pick the epoch)"
         )
-        return 1
     tr_x, tr_y, tr_c = np.concatenate(data["fit"][0]), np.array(data["fit"][1]), np.concatenate(data["fit"][2])
     ho_x, ho_y, ho_c = (
         np.concatenate(data["holdout"][0]),
@@ -201,7 +190,7 @@ def main(argv=None) -> int:
         log=log.info,
     )
     best = max(history, key=lambda h: h["holdout_clip_acc"])
-    out = Path(args.out)
+    out = Path(job.out)
     with atomic_path(out.with_suffix(".keras"), suffix=".keras") as tmp:
         model.save(tmp)
     meta = {
@@ -223,8 +212,3 @@ def main(argv=None) -> int:
         best["holdout_clip_acc"],
         1 / len(classes),
     )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

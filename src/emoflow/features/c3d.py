@@ -45,10 +45,8 @@ there is one) for both.  Architecture: ``channels`` (one 3x3x3 conv block each),
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -342,35 +340,26 @@ def _params(config: dict) -> dict:
     return p
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(
-        prog="emoflow c3d-fit", description="Train the C3D network on the training split's face clips."
-    )
-    ap.add_argument("fit", choices=["fit"])
-    ap.add_argument("manifest")
-    ap.add_argument("out", help="model metadata JSON (the .pt weights are written beside it)")
-    ap.add_argument("--crops", nargs="+", required=True, help="per shard: sheet, face videos, crops, faces")
-    ap.add_argument("--config", required=True, help="JSON: this extractor's params and data_root")
-    ap.add_argument("--classes", required=True, help="JSON list: the label space")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args(argv)
+def fit_stage(job) -> None:
+    """The workflow's fit (:class:`emoflow.features.fit.FitJob`): the training split's face
+    clips (manifest, every shard's crops)."""
     import pandas as pd
 
-    from emoflow import logs
+    from emoflow.errors import EmoflowError
     from emoflow.faces.read import iter_crops
 
-    log = logs.setup("emoflow.c3d")
-    params = _params(json.loads(args.config))
-    classes = json.loads(args.classes)
-    if len(args.crops) % 4:
-        ap.error("--crops takes 4 paths per shard (sheet, face videos, crops, faces)")
-    man = pd.read_csv(args.manifest, dtype={"video_id": str}, keep_default_na=False).set_index("video_id")
+    log = job.log
+    params = _params({**job.params, "data_root": job.data_root})
+    classes = job.classes
+    crops = job.inputs.get("crops", [])
+    if len(crops) % 4 or not crops:
+        raise EmoflowError("c3d fit: --crops takes 4 paths per shard (sheet, face videos, crops, faces)")
+    man = pd.read_csv(job.one("manifest"), dtype={"video_id": str}, keep_default_na=False).set_index("video_id")
     # training speakers only: a held-out part of them picks the epoch (val/test are never read)
     roles = fit_roles(man, params["holdout"], params["seed"])
     data: dict[str, list] = {"fit": [], "holdout": []}
     no_face = 0
-    groups = [args.crops[i : i + 4] for i in range(0, len(args.crops), 4)]
+    groups = [crops[i : i + 4] for i in range(0, len(crops), 4)]
     t0 = time.perf_counter()
     for group in groups:
         for item in iter_crops(*group):
@@ -393,17 +382,16 @@ def main(argv=None) -> int:
         no_face,
     )
     if len(data["fit"]) < 2:
-        log.error("the C3D network needs training videos with a face")
-        return 1
+        raise EmoflowError("the C3D network needs training videos with a face")
     if not data["holdout"]:
         log.warning("no held-out training videos with a face: keeping the last epoch")
-    net, meta = fit(data["fit"], data["holdout"], len(classes), params, args.threads, log.info)
+    net, meta = fit(data["fit"], data["holdout"], len(classes), params, job.threads, log.info)
     meta["classes"] = classes
     meta["no_face_videos"] = no_face
     meta["holdout_speakers"] = int(
         man.loc[roles.index[roles == "holdout"]].get("speaker", pd.Series(dtype=str)).nunique()
     )
-    save(net, meta, args.out)
+    save(net, meta, job.out)
     log.info(
         "best epoch %d: held-out training speakers' video accuracy %s (chance %.3f, majority class %s); %.0f s",
         meta["best_epoch"],
@@ -412,8 +400,3 @@ def main(argv=None) -> int:
         _fmt(meta["chance_majority"]),
         meta["train_seconds"],
     )
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -6,7 +6,7 @@ for every aligned face frame.
 (:mod:`emoflow.features.face_images`: FER2013, an image folder, or the training split's
 own crops), optionally starting from a user checkpoint (``init``; a head of another
 class count is re-initialised).  It keeps the best epoch by validation accuracy, resumes
-after an interruption (``--resume`` folder), and, for FER2013, scores ``public_test``
+after an interruption (a ``.resume`` folder beside the JSON), and, for FER2013, scores ``public_test``
 once at the end (accuracy and UAR, plain and with mirror-image test-time augmentation).
 The weights (``.pt``) and a JSON of everything measured are the rule's outputs.
 
@@ -40,9 +40,7 @@ on more tightly framed faces.  For the FER2013-trained VGG on paired_av, chosen 
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -353,51 +351,22 @@ def _write_faces(path: str, data, true_y: np.ndarray, flipped: np.ndarray, objec
     write_table(table, path)
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(
-        prog="emoflow frame-cnn", description="Train the frame CNN (fit) for the frame_cnn extractor."
-    )
-    ap.add_argument("fit", choices=["fit"])
-    ap.add_argument("out", help="model metadata JSON (the .pt weights are written beside it)")
-    ap.add_argument(
-        "--manifest", nargs="?", help="the videos' manifest (train.source crops: their labels and speakers)"
-    )
-    ap.add_argument(
-        "--crops", nargs="*", default=[], help="per shard: sheet, face videos, crops, faces (for train.source crops)"
-    )
-    ap.add_argument("--config", required=True, help="JSON: this extractor's config entry (+ data_root)")
-    ap.add_argument("--classes", required=True, help="JSON list: the workflow's label space")
-    ap.add_argument("--resume", help="folder for the per-epoch resume checkpoint (default: OUT with .resume for .json)")
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args(argv)
-    from emoflow import logs
-    from emoflow.errors import EmoflowError
-
-    log = logs.setup("emoflow.frame_cnn")
-    params = json.loads(args.config)
-    root = params.pop("data_root", "")
+def fit_stage(job) -> None:
+    """The workflow's fit (:class:`emoflow.features.fit.FitJob`): manifest and crops when it
+    learns from the run's own faces, the image set, init checkpoint and votes it names."""
+    params = dict(job.params)
     params.pop("extractor", None)
     for key in ("init",):
         if params.get(key):
-            params[key] = params[key].replace("{data_root}", root)
+            params[key] = job.resolve(params[key])
     training = params.get("training") or {}
     if training.get("targets", "hard") != "hard":
-        training = {**training, "votes": (training.get("votes") or VOTES_DEFAULT).replace("{data_root}", root)}
+        training = {**training, "votes": job.resolve(training.get("votes") or VOTES_DEFAULT)}
         u = training.get("uncertainty") or {}
         if u.get("aux_model"):
-            training["uncertainty"] = {**u, "aux_model": u["aux_model"].replace("{data_root}", root)}
+            training["uncertainty"] = {**u, "aux_model": job.resolve(u["aux_model"])}
         params["training"] = training
     if (params.get("train") or {}).get("path"):
-        params["train"] = {**params["train"], "path": params["train"]["path"].replace("{data_root}", root)}
-    try:
-        resume = args.resume or str(Path(args.out).with_suffix(".resume"))
-        fit(args.manifest, args.out, args.crops, params, json.loads(args.classes), resume, args.threads, log)
-    except EmoflowError as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        params["train"] = {**params["train"], "path": job.resolve(params["train"]["path"])}
+    resume = str(Path(job.out).with_suffix(".resume"))  # per-epoch checkpoint, removed when done
+    fit(job.one("manifest"), job.out, job.inputs.get("crops", []), params, job.classes, resume, job.threads, job.log)

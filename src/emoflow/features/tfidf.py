@@ -4,9 +4,7 @@ applied per shard by the ``tfidf`` extractor."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 
 import numpy as np
 
@@ -44,33 +42,23 @@ class TfIdf(Extractor):
         return Output(self.vec.transform([item]).toarray()[0].astype(np.float32))
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(
-        prog="emoflow tfidf-fit", description="Fit TF-IDF on the training split's transcripts."
-    )
-    ap.add_argument("fit", choices=["fit"])
-    ap.add_argument("manifest")
-    ap.add_argument("out")
-    ap.add_argument("transcripts", nargs="+")
-    ap.add_argument("--config", required=True, help="JSON: this extractor's params")
-    args = ap.parse_args(argv)
+def fit_stage(job) -> None:
+    """The workflow's fit (:class:`emoflow.features.fit.FitJob`): the training split's
+    transcripts (manifest, every shard's transcripts)."""
     import pandas as pd
 
-    from emoflow import logs
     from emoflow.storage import read_table, write_text
 
-    log = logs.setup("emoflow.tfidf")
-    p = json.loads(args.config)
-    man = pd.read_csv(args.manifest, dtype=str, keep_default_na=False)
+    p = job.params
+    man = pd.read_csv(job.one("manifest"), dtype=str, keep_default_na=False)
     train = set(man.loc[man["split"] == "train", "video_id"]) if "split" in man else set()
-    texts = [r["text"] for path in args.transcripts for r in read_table(path).to_pylist() if r["video_id"] in train]
+    texts = [
+        r["text"]
+        for path in job.inputs.get("transcripts", [])
+        for r in read_table(path).to_pylist()
+        if r["video_id"] in train
+    ]
     model = fit(texts, p.get("max_features", 2000), p.get("ngram_max", 2), p.get("min_df", 1))
     model["train_ids"] = len(train)
-    write_text(args.out, json.dumps(model) + "\n")
-    log.info("TF-IDF fitted on %d training transcripts: %d terms", len(texts), len(model["vocabulary"]))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    write_text(job.out, json.dumps(model) + "\n")
+    job.log.info("TF-IDF fitted on %d training transcripts: %d terms", len(texts), len(model["vocabulary"]))

@@ -1,6 +1,6 @@
-"""Train the expression embedding (rule ``fit_expression_embedding``).
-
-``python -m emoflow.similarity.fit TRUNK_JSON OUT_JSON --config JSON [--threads N]``
+"""Train the expression embedding (rule ``fit_expression_embedding``:
+``python -m emoflow.features.fit expression_embedding OUT_JSON --trunk TRUNK_JSON TRUNK_PT
+--data ... --config JSON [--threads N]``, which calls :func:`fit_stage`).
 
 1. The trunk: a ``fit_frame_cnn`` model (its JSON + ``.pt``).  The frozen part of the
    network (:class:`emoflow.similarity.model.Embedder`) is computed once for every face
@@ -26,11 +26,9 @@ head weights: the pair is self-contained, the bundle copies both).
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -365,33 +363,12 @@ def resolve(params: dict, root: str) -> dict:
     return out
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(prog="python -m emoflow.similarity.fit", description="Train the expression embedding.")
-    ap.add_argument("trunk", help="the frame CNN fit (JSON, .pt beside it) whose network is the trunk")
-    ap.add_argument("out", help="model metadata JSON (the .pt weights are written beside it)")
-    ap.add_argument(
-        "--config", required=True, help="JSON: the expression_embedding config entry (+ data_root, trunk_framing)"
-    )
-    ap.add_argument("--threads", type=int, default=1)
-    args = ap.parse_args(argv)
-    from emoflow import logs
-    from emoflow.errors import EmoflowError
-
-    log = logs.setup("emoflow.similarity.fit")
-    params = json.loads(args.config)
-    root = params.pop("data_root", "")
+def fit_stage(job) -> None:
+    """The workflow's fit (:class:`emoflow.features.fit.FitJob`): the trunk's frame CNN fit
+    (JSON, weights) and the FER2013 faces and triplets its config names."""
+    params = dict(job.params)
     trunk_framing = params.pop("trunk_framing", None)
-    params = resolve(params, root)
+    params = resolve(params, job.data_root)
     if params.get("framing") is None:
         params["framing"] = trunk_framing
-    try:
-        fit(args.trunk, args.out, params, args.threads, log)
-    except EmoflowError as exc:
-        log.error("%s", exc)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    fit(job.inputs["trunk"][0], job.out, params, job.threads, job.log)

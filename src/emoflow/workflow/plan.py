@@ -226,16 +226,62 @@ class Plan:
         return [self.data_path(votes or "{data_root}/ferplus/ferplus_votes.parquet")]
 
     def fit_config(self, table: str) -> str:
-        """An entry for its fit (+ data_root): frame CNN, C3D; label-distribution targets
-        get the FER+ -> label space map (hard-label entries are passed exactly as before)."""
+        """A fitted extractor's config slice for its fit: the entry + ``data_root``;
+        label-distribution targets of a frame CNN get the FER+ -> label space map, the
+        expression embedding its trunk's framing."""
         entry = {**self.features[table], "data_root": self.root}
-        if self.features[table]["extractor"] == "frame_cnn" and self.targets_of(table) != "hard":
+        extractor = self.features[table]["extractor"]
+        if extractor == "frame_cnn" and self.targets_of(table) != "hard":
             entry["training"] = {**entry["training"], "label_map": labels.label_map(self.cfg, "ferplus8", "fer2013")}
+        if extractor == "expression_embedding":
+            trunk = None if self._embedding(table)["trunk_model"] else self._trunk_feature(table)
+            entry["trunk_framing"] = self.features[trunk].get("framing") if trunk else None
         return json.dumps(entry, sort_keys=True)
 
-    def entry_config(self, table: str) -> str:
-        """The bare entry (fits of TF-IDF and the audio CNN)."""
-        return json.dumps(self.features[table], sort_keys=True)
+    def fit_inputs(self, table: str) -> dict[str, list[str]]:
+        """The files a fitted extractor's fit reads, by input kind (its registry
+        :class:`~emoflow.features.registry.Fit` names the kinds; rule ``fit_<extractor>``)."""
+        kinds = {
+            "manifest": self.fit_manifest,
+            "transcripts": lambda t: self.per_shard(self.L.text()),
+            "audio": lambda t: self.audio_inputs(),
+            "crops": self.train_crops,
+            "images": self.train_images,
+            "init": self.init_checkpoint,
+            "votes": self.train_votes,
+            "trunk": self.embedding_trunk,
+            "data": self.embedding_data,
+        }
+        return {kind: kinds[kind](table) for kind in self.extractor(table).fit.inputs}
+
+    # --- the expression embedding's fit (emoflow.similarity.fit) ------------------------
+    def _embedding(self, table: str) -> dict:
+        from emoflow.similarity.fit import DEFAULTS
+
+        return {**DEFAULTS, **self.features[table]}
+
+    def _trunk_feature(self, table: str) -> str:
+        """The frame_cnn entry whose fit is the embedding's trunk (its fold's under k-fold)."""
+        trunk = self._embedding(table)["trunk"]
+        name = self.feature_of(trunk, self.fold_of[table]) if table in self.fold_of else trunk
+        if self.features.get(name, {}).get("extractor") != "frame_cnn":
+            raise EmoflowError(
+                f"{self.source}: features.{table}.trunk: {trunk!r} is not a frame_cnn entry "
+                "(or set trunk_model to a frame CNN fit's JSON)"
+            )
+        return name
+
+    def embedding_trunk(self, table: str) -> list[str]:
+        """The trunk's frame CNN fit, JSON and weights: trunk_model, else the trunk entry's fit."""
+        given = self._embedding(table)["trunk_model"]
+        meta = self.data_path(given) if given else self.fitted_model(self._trunk_feature(table))
+        return [meta, str(Path(meta).with_suffix(".pt"))]
+
+    def embedding_data(self, table: str) -> list[str]:
+        """FER2013 faces and the triplets (val scored once at the end, when present)."""
+        p = self._embedding(table)
+        val = self.data_path(p["val_triplets"]) if p["val_triplets"] else None
+        return [self.data_path(p["images"]), self.data_path(p["triplets"])] + ([val] if val and Path(val).is_file() else [])
 
     def init_checkpoint(self, table: str) -> list[str]:
         """A user checkpoint a fitted model starts from (editing it reruns the fit)."""

@@ -125,6 +125,39 @@ STAGES: dict[str, Stage] = {
 }
 
 
+FIT_MODULE = "emoflow.features.fit"  # one command for every fitted extractor's fit
+
+
+#: the shell line of every rule ``fit_<extractor>`` (one for all: a rule defined in a loop
+#: must not name the loop's variable in its shell line, which Snakemake formats at run time)
+FIT_SHELL = (
+    f"python -m {FIT_MODULE} {{params.extractor}} {{output.meta:q}} {{params.inputs}}"
+    " --config {params.cfg:q} --classes {params.classes:q} --threads {threads} > {log:q} 2>&1"
+)
+
+
+def fit_input_args(extractor: str, named: dict[str, list[str]]) -> str:
+    """``--<kind> files...`` (shell-quoted) for each input kind the extractor's registry
+    :class:`~emoflow.features.registry.Fit` reads; ``named`` maps a kind to its files."""
+    import shlex
+
+    from emoflow.features.registry import entry
+
+    return " ".join(
+        " ".join([f"--{k}", *(shlex.quote(str(p)) for p in named.get(k, []))]) for k in entry(extractor).fit.inputs
+    )
+
+
+def fit_argv(extractor: str, out: str, inputs: dict[str, list[str]], config: str, classes: str, threads: int):
+    """``[module, *arguments]`` of the same fit outside the workflow (bench, tests)."""
+    from emoflow.features.registry import entry
+
+    argv = [FIT_MODULE, extractor, str(out)]
+    for kind in entry(extractor).fit.inputs:
+        argv += [f"--{kind}", *(str(p) for p in inputs.get(kind, []))]
+    return argv + ["--config", config, "--classes", classes, "--threads", str(int(threads))]
+
+
 def chunk_commands(L, shard: str, manifest: str, config, threads, stages) -> list[tuple[str, list[str]]]:
     """(rule, argv) of one chunk of videos outside the workflow (the predictor, ``emoflow
     similar``): its shard sheet (one shard), then the media stages ``stages`` (of probe,
