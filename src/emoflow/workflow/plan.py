@@ -281,7 +281,9 @@ class Plan:
         """FER2013 faces and the triplets (val scored once at the end, when present)."""
         p = self._embedding(table)
         val = self.data_path(p["val_triplets"]) if p["val_triplets"] else None
-        return [self.data_path(p["images"]), self.data_path(p["triplets"])] + ([val] if val and Path(val).is_file() else [])
+        return [self.data_path(p["images"]), self.data_path(p["triplets"])] + (
+            [val] if val and Path(val).is_file() else []
+        )
 
     def init_checkpoint(self, table: str) -> list[str]:
         """A user checkpoint a fitted model starts from (editing it reruns the fit)."""
