@@ -52,6 +52,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from emoflow.nets import loop
 from emoflow.nets.common import batches, pick_device, setup_torch
 
 CLUSTER_HEADS = ("netvlad", "netrvlad", "softdbow", "netfv")
@@ -513,45 +514,39 @@ def fit(
     init_head(model, train_seqs, seed=seed)
 
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history: list[dict] = []
-    best: tuple[float, float] | None = None  # (val_acc, -val_loss)
-    best_state, best_epoch = None, 0
     n = len(train_seqs)
-    for epoch in range(1, epochs + 1):
-        t0 = time.time()
-        model.train()
+    totals = {}
+
+    def steps(epoch: int):
+        totals.update(t0=time.time(), loss=0.0)
         order = rng.permutation(n)
-        total = 0.0
         for sl in batches(n, batch_size):
             idx = order[sl]
             x, m = collate([train_seqs[i] for i in idx], max_len, rng)
             logits = model(x.to(dev), m.to(dev))
             loss = F.cross_entropy(logits, torch.from_numpy(train_y[idx]).to(dev))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        row = {"epoch": epoch, "loss": total / n, "val_loss": None, "val_acc": None}
+            totals["loss"] += float(loss.detach()) * len(idx)
+            yield loss
+
+    def end_epoch(epoch: int):
+        row = {"epoch": epoch, "loss": totals["loss"] / n, "val_loss": None, "val_acc": None}
+        key = None
         if has_val:
             probs, vloss = _evaluate(model, val_seqs, val_y, 2 * batch_size, max_len, dev)
             row["val_loss"], row["val_acc"] = vloss, float((probs.argmax(1) == val_y).mean())
-            key = (row["val_acc"], -vloss)
-            if best is None or key > best:
-                best, best_epoch = key, epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        row["seconds"] = round(time.time() - t0, 3)
-        history.append(row)
+            key = (row["val_acc"], -vloss)  # ties to the lower validation loss
+        row["seconds"] = round(time.time() - totals["t0"], 3)
         if log:
             extra = f" val_loss {row['val_loss']:.4f} val_acc {row['val_acc']:.3f}" if has_val else ""
             log(f"epoch {epoch}: loss {row['loss']:.4f}{extra}")
-        if has_val and patience is not None and epoch - best_epoch >= patience:
-            if log:
-                log(f"early stop: no better epoch since {best_epoch}")
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-        if log:
-            log(f"best epoch {best_epoch}: val_acc {best[0]:.3f} val_loss {-best[1]:.4f}")
+        return row, key
+
+    progress = loop.run_epochs(model, opt, epochs, steps, end_epoch, patience=patience if has_val else None, log=log)
+    history = progress.history
+    if has_val and log:
+        log(
+            f"best epoch {progress.best_epoch}: val_acc {progress.best_key[0]:.3f} val_loss {-progress.best_key[1]:.4f}"
+        )
     model.eval()
     return model, history
 

@@ -23,6 +23,7 @@ from emoflow.dataset.holdout import speaker_holdout
 from emoflow.e2e import augment as aug
 from emoflow.e2e.data import Inputs
 from emoflow.e2e.model import E2ENet, soft_cross_entropy
+from emoflow.nets import loop
 from emoflow.nets.common import batches, pick_device, setup_torch
 
 
@@ -227,44 +228,40 @@ def train(
     stats = {k: (b.feat_mean.cpu().numpy(), b.feat_std.cpu().numpy()) for k, b in net.branches.items()}
     train_t = transform_indices(data, spec["tta"] if spec["train_transforms"] else []) if "face" in data.dims() else [0]
     y = np.asarray(y, np.int64)
-    history, best, best_state, best_epoch = [], None, None, epochs
     has_hold = bool(hold_ids)
-    for epoch in range(1, int(epochs) + 1):
-        t0 = time.time()
-        net.train()
+    totals = {}
+
+    def steps(epoch: int):
+        totals.update(t0=time.time(), loss=0.0)
         order = rng.permutation(len(ids))
-        total = 0.0
         for sl in batches(len(ids), int(spec["batch_size"])):
             idx = order[sl]
             inputs, targets, weights = train_batch(
                 data, [ids[i] for i in idx], y[idx], spec, n_classes, rng, train_t, stats, device
             )
             loss = loss_of(net(inputs), targets, weights, float(spec["aux_weight"]))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-        row = {"epoch": epoch, "loss": total / max(1, len(ids)), "seconds": None}
+            totals["loss"] += float(loss.detach()) * len(idx)
+            yield loss
+
+    def end_epoch(epoch: int):
+        row = {"epoch": epoch, "loss": totals["loss"] / max(1, len(ids)), "seconds": None}
+        key = None
         if has_hold:
             net.eval()
             p = predict_proba([net], data, hold_ids, spec["tta"], device=device, per_clip=False)
             hy = np.asarray(hold_y)
             row["holdout_acc"] = float((p.argmax(1) == hy).mean())
             row["holdout_loss"] = float(-np.log(np.clip(p[np.arange(len(hy)), hy], 1e-12, None)).mean())
-            key = (row["holdout_acc"], -row["holdout_loss"])
-            if best is None or key > best:
-                best, best_epoch = key, epoch
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-        row["seconds"] = round(time.time() - t0, 3)
-        history.append(row)
+            key = (row["holdout_acc"], -row["holdout_loss"])  # ties to the lower loss
+        row["seconds"] = round(time.time() - totals["t0"], 3)
         if log:
             extra = f" holdout acc {row['holdout_acc']:.3f} loss {row['holdout_loss']:.4f}" if has_hold else ""
             log(f"seed {seed} epoch {epoch}: loss {row['loss']:.4f}{extra} ({row['seconds']:.1f} s)")
-        if has_hold and epoch - best_epoch >= int(spec["patience"]):
-            break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    return net.eval(), history, best_epoch
+        return row, key
+
+    progress = loop.run_epochs(net, opt, epochs, steps, end_epoch, patience=int(spec["patience"]) if has_hold else None)
+    best_epoch = progress.best_epoch if has_hold else int(epochs)
+    return net.eval(), progress.history, best_epoch
 
 
 def fit_ensemble(

@@ -54,6 +54,7 @@ import numpy as np
 
 from emoflow.dataset.holdout import fit_roles
 from emoflow.features.base import Extractor, Output
+from emoflow.nets import loop
 from emoflow.nets.common import batches, load_matching, pick_device, setup_torch
 
 ARCH_KEYS = ("frames", "size", "crop", "center_y", "channels", "emb_dim", "dropout")
@@ -175,8 +176,8 @@ def fit(
         load_matching(net, p["init"], log)
     net.to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
-    steps = max(1, p["epochs"] * -(-len(train) // p["batch_size"]))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p["lr"], total_steps=steps, pct_start=0.15)
+    n_steps = max(1, p["epochs"] * -(-len(train) // p["batch_size"]))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=p["lr"], total_steps=n_steps, pct_start=0.15)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     labels = np.array([y for _, y in train])
     t0 = time.perf_counter()
@@ -185,13 +186,13 @@ def fit(
         net.eval()
         return video_accuracy(net, val, p["frames"], p["stride"], device, p["batch_size"]) if val else None
 
-    best = {"epoch": 0, "val_video_acc": evaluate()}
-    best_state, history, waited = copy.deepcopy(net.state_dict()), [], 0
-    log(f"epoch 0 (start): val(video) {_fmt(best['val_video_acc'])}")
-    for epoch in range(1, p["epochs"] + 1):
-        net.train()
+    start_acc = evaluate()
+    log(f"epoch 0 (start): val(video) {_fmt(start_acc)}")
+    totals = {}
+
+    def steps(epoch: int):
         order = rng.permutation(len(train))
-        total, correct = 0.0, 0
+        totals.update(loss=0.0, correct=0)
         for sl in batches(len(order), p["batch_size"]):
             vids = order[sl]
             if len(vids) < 2:  # batch norm needs more than one clip
@@ -205,33 +206,43 @@ def fit(
             yb = torch.from_numpy(labels[vids]).to(device)
             logits = net(xb)
             loss = loss_fn(logits, yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(vids)
-            correct += int((logits.argmax(1) == yb).sum())
+            totals["loss"] += loss.item() * len(vids)
+            totals["correct"] += int((logits.argmax(1) == yb).sum())
+            yield loss
+
+    def end_epoch(epoch: int):
         acc = evaluate()
         h = {
             "epoch": epoch,
-            "loss": total / len(train),
-            "train_clip_acc": correct / len(train),
+            "loss": totals["loss"] / len(train),
+            "train_clip_acc": totals["correct"] / len(train),
             "val_video_acc": acc,
             "seconds": round(time.perf_counter() - t0, 1),
         }
-        history.append(h)
         log(
             f"epoch {epoch}/{p['epochs']}: loss {h['loss']:.3f} train(clip) {h['train_clip_acc']:.3f} "
             f"val(video) {_fmt(acc)} ({h['seconds']} s)"
         )
-        if acc is None or acc > best["val_video_acc"] or best["epoch"] == 0 and not p["init"]:
-            best, best_state, waited = h, copy.deepcopy(net.state_dict()), 0
-        else:
-            waited += 1
-            if waited >= p["patience"]:
-                log(f"no val gain for {waited} epochs: stopping")
-                break
-    net.load_state_dict(best_state)
+        return h, acc
+
+    def better(acc, progress) -> bool:  # a fresh network's epoch 0 is no candidate
+        return acc > progress.best_key or progress.best_epoch == 0 and not p["init"]
+
+    start = loop.Progress(best_key=start_acc, best_state=copy.deepcopy(net.state_dict()))
+    progress = loop.run_epochs(
+        net,
+        opt,
+        p["epochs"],
+        steps,
+        end_epoch,
+        sched=sched,
+        better=better,
+        patience=p["patience"],
+        progress=start,
+        log=log,
+    )
+    history = progress.history
+    best = history[progress.best_epoch - 1] if progress.best_epoch else {"epoch": 0, "val_video_acc": start_acc}
     net.cpu().eval()
     torch.use_deterministic_algorithms(was_deterministic[0], warn_only=was_deterministic[1])
     val_y = np.array([y for _, y in val]) if val else np.zeros(0, int)

@@ -40,6 +40,7 @@ import torch
 from torch.nn import functional as F
 
 from emoflow import logs
+from emoflow.nets import loop
 from emoflow.nets.common import batches, bf16_supported
 
 log = logging.getLogger("emoflow.nets.train")
@@ -259,14 +260,12 @@ def fit(
     opt = torch.optim.SGD(
         params, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True, weight_decay=cfg["weight_decay"]
     )
-    steps = math.ceil(len(train_x) / cfg["batch_size"])
+    n_steps = math.ceil(len(train_x) / cfg["batch_size"])
     sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg["lr"], total_steps=max(1, cfg["epochs"] * steps), pct_start=0.2
+        opt, max_lr=cfg["lr"], total_steps=max(1, cfg["epochs"] * n_steps), pct_start=0.2
     )
     gen = torch.Generator().manual_seed(cfg["seed"])
-    result = Result(best_epoch=0, best_val_acc=-1.0)
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    start_epoch = 0
+    progress = loop.Progress(best_state=loop.snapshot(model))  # epoch 0: the start weights
     ckpt = Path(resume_dir, "resume.pt") if resume_dir else None
     # the checkpoint is valid only for exactly this training: settings, data (images, labels,
     # validation part), start weights and code; anything else starts afresh
@@ -282,13 +281,14 @@ def fit(
         val_y,
         val_groups,
         extra=[
-            code_digest(type(model)),
+            code_digest(type(model), loop.run_epochs),
             start.hexdigest(),
             float(mean),
             float(std),
             *([objective.digest()] if objective is not None else []),
         ],
     )
+    resumed_from = 0
     if ckpt and ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=True)  # tensors and plain data only
         if state.get("digest") == digest:
@@ -300,31 +300,34 @@ def fit(
                 torch.set_rng_state(state["torch_rng"])
             if objective is not None:
                 objective.load_state_dict(state.get("objective") or {})
-            best_state, start_epoch = state["best_state"], state["epoch"]
-            result.best_epoch, result.best_val_acc, result.history = (
-                state["best_epoch"],
-                state["best_val_acc"],
-                state["history"],
+            progress = loop.Progress(
+                epoch=state["epoch"],
+                best_epoch=state["best_epoch"],
+                best_key=state["best_val_acc"],
+                best_state=state["best_state"],
+                history=state["history"],
             )
-            result.resumed_from = start_epoch
+            resumed_from = state["epoch"]
             log.info(
                 "resuming after epoch %d (best so far: epoch %d, val %.4f)",
-                start_epoch,
-                result.best_epoch,
-                result.best_val_acc,
+                resumed_from,
+                progress.best_epoch,
+                progress.best_key,
             )
         else:
             log.info("%s belongs to other settings or data: starting afresh", ckpt)
     t0 = time.time()
-    waited = 0
-    for epoch in range(start_epoch, cfg["epochs"]):
+    totals = {}
+
+    def begin_epoch(epoch: int) -> None:
         if objective is not None:
-            objective.begin_epoch(model, train_x, mean, std, device, cfg["precision"], epoch)
-        model.train()
+            objective.begin_epoch(model, train_x, mean, std, device, cfg["precision"], epoch - 1)
+
+    def steps(epoch: int):
         order = torch.randperm(len(train_x), generator=gen).numpy()
-        total, correct, loss_sum = 0, 0, 0.0
+        totals.update(total=0, correct=0, loss_sum=0.0)
         bar = logs.progress(
-            batches(len(order), cfg["batch_size"]), f"epoch {epoch + 1}/{cfg['epochs']}", total=steps, unit="batch"
+            batches(len(order), cfg["batch_size"]), f"epoch {epoch}/{cfg['epochs']}", total=n_steps, unit="batch"
         )
         for s in bar:
             idx = np.sort(order[s])
@@ -343,65 +346,71 @@ def fit(
                 feats = out[objective.layer].float() if objective.layer else None
                 loss = objective.loss(logits.float(), feats, idx, y)
                 objective.zero_grad()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if objective is not None:
-                objective.step()
-            sched.step()
-            total += len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            loss_sum += float(loss.detach()) * len(idx)
+            totals["total"] += len(idx)
+            totals["correct"] += int((logits.argmax(1) == y).sum())
+            totals["loss_sum"] += float(loss.detach()) * len(idx)
+            yield loss
+
+    def end_epoch(epoch: int):
         probs = predict(model, val_x, mean, std, device, precision=cfg["precision"])
         val_acc = _accuracy(probs, val_y, val_groups)
+        total = max(1, totals["total"])
         row = {
-            "epoch": epoch + 1,
-            "loss": loss_sum / max(1, total),
-            "train_acc": correct / max(1, total),
+            "epoch": epoch,
+            "loss": totals["loss_sum"] / total,
+            "train_acc": totals["correct"] / total,
             "val_acc": val_acc,
             "lr": sched.get_last_lr()[0],
             "seconds": round(time.time() - t0, 1),
         }
-        result.history.append(row)
         log.info(
-            "epoch %d/%d: loss %.3f train %.4f val %.4f",
-            epoch + 1,
-            cfg["epochs"],
-            row["loss"],
-            row["train_acc"],
-            val_acc,
+            "epoch %d/%d: loss %.3f train %.4f val %.4f", epoch, cfg["epochs"], row["loss"], row["train_acc"], val_acc
         )
-        if val_acc > result.best_val_acc:
-            result.best_val_acc, result.best_epoch, waited = val_acc, epoch + 1, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            waited += 1
-        if ckpt:
-            ckpt.parent.mkdir(parents=True, exist_ok=True)
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save(
-                {
-                    "digest": digest,
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "gen": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "best_state": best_state,
-                    "epoch": epoch + 1,
-                    "best_epoch": result.best_epoch,
-                    "objective": objective.state_dict() if objective is not None else {},
-                    "best_val_acc": result.best_val_acc,
-                    "history": result.history,
-                },
-                tmp,
-            )
-            tmp.replace(ckpt)
-        if cfg["patience"] and waited >= cfg["patience"]:
-            log.info("no better validation accuracy for %d epochs: stopping", waited)
-            break
-    result.seconds = time.time() - t0
-    model.load_state_dict(best_state)
+        return row, val_acc
+
+    def checkpoint(p: loop.Progress) -> None:
+        ckpt.parent.mkdir(parents=True, exist_ok=True)
+        tmp = ckpt.with_suffix(".tmp")
+        torch.save(
+            {
+                "digest": digest,
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "gen": gen.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "best_state": p.best_state,
+                "epoch": p.epoch,
+                "best_epoch": p.best_epoch,
+                "objective": objective.state_dict() if objective is not None else {},
+                "best_val_acc": p.best_key,
+                "history": p.history,
+            },
+            tmp,
+        )
+        tmp.replace(ckpt)
+
+    progress = loop.run_epochs(
+        model,
+        opt,
+        cfg["epochs"],
+        steps,
+        end_epoch,
+        sched=sched,
+        after_step=objective.step if objective is not None else None,
+        begin_epoch=begin_epoch,
+        patience=cfg["patience"],
+        progress=progress,
+        checkpoint=checkpoint if ckpt else None,
+        log=log.info,
+    )
+    result = Result(
+        best_epoch=progress.best_epoch,
+        best_val_acc=progress.best_key if progress.best_key is not None else -1.0,
+        history=progress.history,
+        seconds=time.time() - t0,
+        resumed_from=resumed_from,
+    )
     if ckpt and ckpt.exists():  # finished: resume state must not outlive this fit
         ckpt.unlink()
         try:

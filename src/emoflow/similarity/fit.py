@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emoflow.nets import loop
 from emoflow.similarity import triplets as T
 
 #: Every parameter of an ``expression_embedding`` config entry (fit and extractor).
@@ -158,13 +159,13 @@ def train(
     anchor, positive, negative = T.pair_roles(trip)
     margin = torch.from_numpy(T.margins(p["margin"], trip.type))
     held_faces = np.unique(held.faces) if held is not None else None
-    history, best = [], {"epoch": 0, "acc": -1.0, "state": None}
     t0 = time.time()
     epochs = p["epochs"] if stop_after is None else min(stop_after, p["epochs"])
-    for epoch in range(epochs):
-        net.train()
+    totals = {}
+
+    def steps(epoch: int):
         order = gen.permutation(len(trip))
-        loss_sum, n_seen, active = 0.0, 0, 0
+        totals.update(loss=0.0, seen=0, active=0)
         for i in range(0, len(order), p["batch_size"]):
             b = order[i : i + p["batch_size"]]
             if len(b) < 2:
@@ -189,45 +190,47 @@ def train(
                     batch_loss = batch_loss + p["votes_weight"] * F.kl_div(
                         logp, vdist[rows][ok].to(device), reduction="batchmean"
                     )
-            opt.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            opt.step()
-            sched.step()
-            loss_sum += float(loss.detach().sum())
-            active += int((loss.detach() > 0).sum())
-            n_seen += len(b)
+            totals["loss"] += float(loss.detach().sum())
+            totals["active"] += int((loss.detach() > 0).sum())
+            totals["seen"] += len(b)
+            yield batch_loss
+
+    scores = {}
+
+    def end_epoch(epoch: int):
+        seen = max(1, totals["seen"])
         row = {
-            "epoch": epoch + 1,
-            "loss": loss_sum / max(1, n_seen),
-            "active": active / max(1, n_seen),
+            "epoch": epoch,
+            "loss": totals["loss"] / seen,
+            "active": totals["active"] / seen,
             "lr": sched.get_last_lr()[0],
             "seconds": round(time.time() - t0, 1),
         }
+        key = None
         if held is not None:
             emb = np.zeros((len(plain), net.dim), np.float32)
             emb[held_faces] = embed_cached(net, cache, held_faces, p["flip_tta"], device)
             acc = T.accuracy(emb, held)
             row.update({"held_" + k: v for k, v in acc.items() if k != "n"})
-            if acc["all"] > best["acc"]:
-                best = {"epoch": epoch + 1, "acc": acc["all"], "state": copy.deepcopy(net.state_dict()), "scores": acc}
-        history.append(row)
+            scores[epoch], key = acc, acc["all"]
         if log:
             extra = f" held-out {row['held_all']:.4f}" if held is not None else ""
             log.info(
                 "epoch %d/%d: loss %.4f active %.3f%s (%.0f s)",
-                epoch + 1,
+                epoch,
                 epochs,
                 row["loss"],
                 row["active"],
                 extra,
                 row["seconds"],
             )
-    if held is not None and best["state"] is not None:
-        net.load_state_dict(best["state"])
+        return row, key
+
+    progress = loop.run_epochs(net, opt, epochs, steps, end_epoch, sched=sched)
     return {
-        "history": history,
-        "best_epoch": best["epoch"] if held is not None else epochs,
-        "best_held": best.get("scores"),
+        "history": progress.history,
+        "best_epoch": progress.best_epoch if held is not None else epochs,
+        "best_held": scores.get(progress.best_epoch),
         "seconds": round(time.time() - t0, 1),
     }
 
