@@ -132,9 +132,7 @@ def feature_gpu(w):
     return GPU if PLAN.extractor(w.name).gpu else 0
 
 
-FITS = {
-    x: e.fit for x, e in registry.REGISTRY.items() if e.fitted
-}  # rules fit_<extractor>
+FITS = {x: e.fit for x, e in registry.REGISTRY.items() if e.fitted}  # fit_<extractor>
 
 
 def fit_inputs(w):
@@ -146,19 +144,8 @@ def fit_inputs(w):
 
 
 def fit_args(wildcards, input):
-    """The fit command's ``--<kind> files`` (rule fit_<extractor>'s params.inputs)."""
-    extractor = FEATURES[wildcards.name]["extractor"]
-    named = {k: getattr(input, k) for k in registry.entry(extractor).fit.inputs}
-    return fit_input_args(
-        extractor, {k: [v] if isinstance(v, str) else list(v) for k, v in named.items()}
-    )
-
-
-def fit_outputs(extractor):
-    """The fit's JSON (meta) and, when it has one, its weights file beside it (model)."""
-    weights = FITS[extractor].weights
-    meta = {"meta": L.fitted(extractor)}
-    return meta | ({"model": L.fitted(extractor, ext=weights)} if weights else {})
+    """The fit command's ``--<kind> files`` (params.inputs of rule fit_<extractor>)."""
+    return fit_input_args(FEATURES[wildcards.name]["extractor"], input)
 
 
 def experiment_gpu(w):

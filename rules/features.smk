@@ -37,7 +37,7 @@ for _x, _fit in FITS.items():
             unpack(fit_inputs),
             code=code(_fit.module, FIT_MODULE),
         output:
-            **fit_outputs(_x),
+            **L.fit_outputs(_x, _fit.weights),
         log:
             L.log(f"fit_{_x}", "{name}"),
         cache: _fit.cache

@@ -93,3 +93,8 @@ class Layout:
     def fitted(self, kind: str, name: str = "{name}", ext: str = ".json") -> str:
         """A fitted model of ``kind`` (an extractor, expression_embedding, ...)."""
         return self.path("models", kind, f"{name}{ext}")
+
+    def fit_outputs(self, kind: str, weights: str | None, name: str = "{name}") -> dict[str, str]:
+        """A fit's outputs: its JSON (``meta``) and, when it has one, the weights file of
+        suffix ``weights`` beside it (``model``)."""
+        return {"meta": self.fitted(kind, name)} | ({"model": self.fitted(kind, name, weights)} if weights else {})

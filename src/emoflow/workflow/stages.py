@@ -136,16 +136,20 @@ FIT_SHELL = (
 )
 
 
-def fit_input_args(extractor: str, named: dict[str, list[str]]) -> str:
+def fit_input_args(extractor: str, named) -> str:
     """``--<kind> files...`` (shell-quoted) for each input kind the extractor's registry
-    :class:`~emoflow.features.registry.Fit` reads; ``named`` maps a kind to its files."""
+    :class:`~emoflow.features.registry.Fit` reads; ``named`` gives a kind's file(s) by key
+    (a dict) or attribute (a rule's named inputs)."""
     import shlex
 
     from emoflow.features.registry import entry
 
-    return " ".join(
-        " ".join([f"--{k}", *(shlex.quote(str(p)) for p in named.get(k, []))]) for k in entry(extractor).fit.inputs
-    )
+    parts = []
+    for k in entry(extractor).fit.inputs:
+        files = named.get(k, []) if isinstance(named, dict) else getattr(named, k, [])
+        files = [files] if isinstance(files, str) else list(files)
+        parts.append(" ".join([f"--{k}", *(shlex.quote(str(p)) for p in files)]))
+    return " ".join(parts)
 
 
 def fit_argv(extractor: str, out: str, inputs: dict[str, list[str]], config: str, classes: str, threads: int):
