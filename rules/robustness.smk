@@ -21,18 +21,22 @@ rule robustness_fit:
     wildcard_constraints:
         target="hard|votes|uncertainty",
         noise="[0-9]+",
+    # FER2013 and FER+ only: shared between workflows (`--cache`, README). Snakemake's cache
+    # key hashes params, not wildcards, so target and noise are params too.
+    cache: True
     conda:
         env("visual-torch")
     threads: 2
     resources:
         gpu=GPU,
     params:
+        target=lambda w: w.target,
+        noise=lambda w: w.noise,
         cfg=lambda w: robustness_config(),
         classes=json.dumps(labels.classes(CFG, "fer2013")),
-        resume=lambda w: f"{OUT}/robustness/models/{w.target}_n{w.noise}.resume",
     shell:
-        "python -m emoflow.robustness.stage fit {wildcards.target:q} {wildcards.noise:q} {output.meta:q}"
-        " {output.faces:q} --config {params.cfg:q} --classes {params.classes:q} --resume {params.resume:q}"
+        "python -m emoflow.robustness.stage fit {params.target:q} {params.noise:q} {output.meta:q}"
+        " {output.faces:q} --config {params.cfg:q} --classes {params.classes:q}"
         " --threads {threads} > {log:q} 2>&1"
 
 

@@ -28,6 +28,7 @@ get no timeline.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -539,8 +540,9 @@ def ready_files(folder: Path, seen: set[Path], stamps: dict[Path, tuple]) -> lis
     return ready
 
 
-def watch(bundle: Bundle, folder: Path, out: Path, args, log, modalities, enrol, models: ModelCache | None) -> int:
-    """``--watch``: score each file as it appears in ``folder``; returns the number scored."""
+def watch(score, classes: list[str], folder: Path, out: Path, args, log) -> int:
+    """``--watch``: score each file as it appears in ``folder`` (``score(inputs, work)``:
+    :func:`predict` with the session's bundle and settings); returns the number scored."""
     if not folder.is_dir():
         raise EmoflowError(f"--watch {folder}: no such folder")
     taken: set[str] = set()
@@ -562,19 +564,7 @@ def watch(bundle: Bundle, folder: Path, out: Path, args, log, modalities, enrol,
                 inputs["speaker"] = args.speaker
             work = Path(tempfile.mkdtemp(prefix="emoflow-watch-"))
             try:
-                res = predict(
-                    bundle,
-                    inputs,
-                    work,
-                    args.threads,
-                    not args.no_timeline,
-                    args.window,
-                    args.chunk,
-                    log,
-                    modalities,
-                    enrol,
-                    models,
-                )
+                res = score(inputs, work)
             except EmoflowError as exc:  # one bad file never stops the session
                 log.error("%s: %s", ", ".join(p.name for p in new), exc)
                 continue
@@ -587,7 +577,7 @@ def watch(bundle: Bundle, folder: Path, out: Path, args, log, modalities, enrol,
                     for f in ("videos", "experiments", "timeline", "skips")
                 )
             )
-            write(merged, out, bundle.classes, args.json, plots=set(res.videos["video_id"]))
+            write(merged, out, classes, args.json, plots=set(res.videos["video_id"]))
             for r in res.videos.itertuples(index=False):
                 log.info("%s: %s (%s)", Path(r.path).name, r.label_pred or "no prediction", r.modalities_used or r.note)
     except KeyboardInterrupt:
@@ -615,9 +605,20 @@ def main(argv=None) -> int:
         if args.speaker and args.manifest:
             raise EmoflowError("--speaker is for inputs given as files; a manifest has a speaker column")
         enrol = gather_enrolment(args.enrol, args.speaker) if args.enrol else None
-        models = None if args.isolated else ModelCache()
+        score = functools.partial(
+            predict,
+            bundle,
+            threads=args.threads,
+            with_timeline=not args.no_timeline,
+            window=args.window,
+            chunk=args.chunk,
+            log=log,
+            modalities=modalities,
+            enrol=enrol,
+            models=None if args.isolated else ModelCache(),  # warm: models kept across calls
+        )
         if args.watch:
-            n = watch(bundle, Path(args.watch), Path(args.out), args, log, modalities, enrol, models)
+            n = watch(score, bundle.classes, Path(args.watch), Path(args.out), args, log)
             log.info("%d files scored in %.1f s", n, time.time() - t0)
             return 0
         inputs = gather(args.inputs, args.manifest)
@@ -625,19 +626,7 @@ def main(argv=None) -> int:
             inputs["speaker"] = args.speaker
         work = Path(args.work).resolve() if args.work else Path(tempfile.mkdtemp(prefix="emoflow-predict-"))
         try:
-            result = predict(
-                bundle,
-                inputs,
-                work,
-                args.threads,
-                not args.no_timeline,
-                args.window,
-                args.chunk,
-                log,
-                modalities,
-                enrol,
-                models,
-            )
+            result = score(inputs, work)
         finally:
             if not args.work:
                 shutil.rmtree(work, ignore_errors=True)

@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -142,7 +143,7 @@ def main(argv=None) -> int:
     f.add_argument("faces", help="Parquet of the training faces (flips, λ)")
     f.add_argument("--config", required=True, help="JSON: the robustness section (net, label_map, votes, seed)")
     f.add_argument("--classes", required=True, help="JSON list: the label space")
-    f.add_argument("--resume", help="folder for the per-epoch resume checkpoint")
+    f.add_argument("--resume", help="folder for the per-epoch resume checkpoint (default: OUT with .resume for .json)")
     f.add_argument("--threads", type=int, default=1)
     s = sub.add_parser("score", help="score one fitted frame CNN on public_test, clean and occluded")
     s.add_argument("model")
@@ -176,7 +177,7 @@ def main(argv=None) -> int:
                 json.loads(args.classes),
                 args.threads,
                 log,
-                args.resume,
+                args.resume or str(Path(args.out).with_suffix(".resume")),
             )
         else:
             setup_torch(args.threads, seed=None)
