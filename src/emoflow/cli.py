@@ -13,6 +13,8 @@
   emoflow demo OUTDIR               generate the demo corpus
   emoflow probe|frames|faces|features|... ARGS
                                     run one stage on one shard (what its rule calls)
+  emoflow fit EXTRACTOR OUT --<kind> FILES... --config JSON
+                                    fit a fitted extractor's model (what rule fit_<extractor> calls)
 
 Stage modules are imported only when their command runs.
 """
@@ -39,6 +41,7 @@ STAGES = {
     "bundle": "emoflow.predict.bundle",
     "similar": "emoflow.similarity.search",
     "e2e": "emoflow.e2e.stage",
+    "fit": "emoflow.features.fit",  # what every fit_<extractor> rule runs
 }
 
 

@@ -53,7 +53,11 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m emoflow.features.fit",
         description="Fit a fitted extractor's model on the training split (the workflow's fit_<extractor> rules).",
     )
-    ap.add_argument("extractor", choices=sorted(n for n, e in REGISTRY.items() if e.fitted))
+    ap.add_argument(
+        "extractor",
+        choices=sorted(n for n, e in REGISTRY.items() if e.fitted),
+        help="a fitted extractor of the registry",
+    )
     ap.add_argument("out", help="model metadata JSON (weights, if any, are written beside it)")
     for kind, help_ in FIT_INPUTS.items():
         ap.add_argument(f"--{kind}", nargs="*", default=[], help=help_)
