@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from emoflow.config import load_config  # noqa: E402
+from emoflow.media.ffmpeg import command  # noqa: E402
 from emoflow.storage import read_table  # noqa: E402
 
 INPUTS = {  # name -> (seconds, width, height, fps)
@@ -50,12 +51,7 @@ def make_input(path: Path, png: Path, seconds: int, width: int, height: int, fps
     if seconds > 10:
         piece = path.with_name(path.stem + ".piece.mp4")
         make_input(piece, png, 10, width, height, fps)
-        loop = [
-            "ffmpeg",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-y",
+        loop = command(
             "-stream_loop",
             str(seconds // 10 - 1),
             "-i",
@@ -63,18 +59,13 @@ def make_input(path: Path, png: Path, seconds: int, width: int, height: int, fps
             "-c",
             "copy",
             str(path),
-        ]
+        )
         subprocess.run(loop, check=True)
         piece.unlink()
         return time.perf_counter() - t0
     side = height
     zoom = f"scale={side}:{side},zoompan=z='1+0.0005*on':d=1:s={side}x{side}:fps={fps},pad={width}:{height}:{(width - side) // 2}:0"
-    cmd = [
-        "ffmpeg",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
+    cmd = command(
         "-loop",
         "1",
         "-framerate",
@@ -100,7 +91,7 @@ def make_input(path: Path, png: Path, seconds: int, width: int, height: int, fps
         "-b:a",
         "64k",
         str(path),
-    ]
+    )
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t0
 

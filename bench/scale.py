@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from emoflow.config import load_config, resolve_data_root  # noqa: E402
 from emoflow.dataset.shards import assign  # noqa: E402
+from emoflow.media.ffmpeg import command  # noqa: E402
 
 OUT_DIR = REPO / "bench" / "out"
 DEFAULT_WORK = Path(tempfile.gettempdir()) / "emoflow-bench" / "scale"
@@ -323,12 +324,7 @@ def cmd_dryrun(args) -> int:
 
 def make_clip(png: Path, tone: float, out: Path) -> None:
     """A 1 s 112x112 10 fps H.264 + AAC clip of a still face image and a tone."""
-    cmd = [
-        "ffmpeg",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
+    cmd = command(
         "-loop",
         "1",
         "-framerate",
@@ -353,7 +349,7 @@ def make_clip(png: Path, tone: float, out: Path) -> None:
         "aac",
         "-shortest",
         str(out),
-    ]
+    )
     subprocess.run(cmd, check=True)
 
 

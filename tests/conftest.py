@@ -15,23 +15,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from emoflow.config import resolve_data_root  # noqa: E402
+from emoflow.media.ffmpeg import command  # noqa: E402
 
 
 def make_video(path, duration=1.0, size=(64, 48), fps=10, audio=True, tone=440, pattern="testsrc2", extra=()):
     """A real H.264(+AAC) file from ffmpeg's test sources."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        "ffmpeg",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"{pattern}=size={size[0]}x{size[1]}:rate={fps}:duration={duration}",
-    ]
+    cmd = command("-f", "lavfi", "-i", f"{pattern}=size={size[0]}x{size[1]}:rate={fps}:duration={duration}")
     if audio:
         cmd += ["-f", "lavfi", "-i", f"sine=frequency={tone}:sample_rate=22050:duration={duration}"]
     cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-threads", "1", *extra]

@@ -37,6 +37,7 @@ from conftest import REPO, copy_workflow, job_counts, make_video, snakemake
 from emoflow.config import load_config, schema, validate
 from emoflow.dataset.manifest import validate_manifest
 from emoflow.errors import ManifestError
+from emoflow.media.ffmpeg import command
 from emoflow.media import audio, frames, probe
 from emoflow.media.ffmpeg import Process
 from emoflow.storage import read_table
@@ -198,7 +199,7 @@ ODD_ID = "odd_file_name"
 
 
 def ffmpeg(*args):
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True, timeout=120)
+    subprocess.run(command(*args), check=True, timeout=120)
 
 
 def face_png(path: Path) -> Path:

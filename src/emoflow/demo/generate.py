@@ -30,7 +30,7 @@ from PIL import Image
 from emoflow import logs
 from emoflow.demo import faces as face_lib
 from emoflow.demo import speech
-from emoflow.media.ffmpeg import require
+from emoflow.media.ffmpeg import command
 from emoflow.storage import atomic_path
 
 SAMPLE_RATE = 22050
@@ -111,12 +111,7 @@ def _write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
 
 def encode(frames, n_frames: int, size: int, fps: int, wav: Path, out: Path) -> None:
     """Mux rgb24 frames and a wav into a bit-exact H.264/AAC mp4 (single-threaded)."""
-    cmd = [
-        require("ffmpeg"),
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
+    cmd = command(
         "-threads",
         "1",
         "-f",
@@ -164,7 +159,7 @@ def encode(frames, n_frames: int, size: int, fps: int, wav: Path, out: Path) -> 
         "-f",
         "mp4",
         str(out),
-    ]
+    )
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         for frame in frames:

@@ -23,6 +23,12 @@ def require(binary: str) -> str:
     return path
 
 
+def command(*args: str) -> list[str]:
+    """An ffmpeg command line: the binary (from PATH), no stdin, errors only, overwrite
+    outputs, then ``args``."""
+    return [require("ffmpeg"), "-nostdin", "-loglevel", "error", "-y", *args]
+
+
 def last_line(text: str, path: str | os.PathLike | None = None) -> str:
     """ffmpeg's last stderr line, without the 'file:<path>: ' it prefixes or the
     '[demuxer @ 0x55...] ' context (a memory address: it would differ on every run)."""

@@ -101,14 +101,9 @@ def gather(paths: list[str], manifest: str | None = None, taken: set[str] | None
 
 def image_to_video(src: str, dst: Path, seconds: float = 1.0, fps: int = 25, timeout: float = 60.0) -> None:
     """A still video of one image (even frame size, yuv420p), for the face stages."""
-    from emoflow.media.ffmpeg import Process, last_line, require
+    from emoflow.media.ffmpeg import Process, command, last_line
 
-    cmd = [
-        require("ffmpeg"),
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
+    cmd = command(
         "-loop",
         "1",
         "-i",
@@ -126,7 +121,7 @@ def image_to_video(src: str, dst: Path, seconds: float = 1.0, fps: int = 25, tim
         "-threads",
         "1",
         f"file:{dst}",
-    ]
+    )
     with Process(cmd, timeout) as proc:
         code, err = proc.finish()
     if code != 0 or proc.timed_out:

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from emoflow.errors import MediaError
-from emoflow.media.ffmpeg import Process, last_line, require
+from emoflow.media.ffmpeg import Process, command, last_line
 
 
 def schema(classes: list[str]) -> pa.Schema:
@@ -53,12 +53,7 @@ def windows(duration: float, window: float = 2.0, min_window: float = 0.5) -> li
 
 def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float, timeout: float = 120.0) -> None:
     """Re-encode ``[start, end)`` of ``src`` to ``dst`` (H.264 + AAC; streams that exist)."""
-    cmd = [
-        require("ffmpeg"),
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
+    cmd = command(
         "-ss",
         f"{start:.3f}",
         "-i",
@@ -82,7 +77,7 @@ def cut(src: str | os.PathLike, dst: str | os.PathLike, start: float, end: float
         "-threads",
         "1",
         f"file:{dst}",
-    ]
+    )
     with Process(cmd, timeout) as proc:
         code, err = proc.finish()
     if proc.timed_out:
