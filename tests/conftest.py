@@ -18,6 +18,27 @@ from emoflow.config import resolve_data_root  # noqa: E402
 from emoflow.media.ffmpeg import command  # noqa: E402
 
 
+class Interrupted(Exception):
+    """Raised by :func:`stop_training_in_epoch` (a stand-in for a kill)."""
+
+
+def stop_training_in_epoch(monkeypatch, epoch: int):
+    """The frame CNN trainer (emoflow.nets.train) raises :class:`Interrupted` when it logs
+    epoch ``epoch``: that epoch is trained but not checkpointed, as a kill would leave it.
+    Returns the real ``log.info`` (to put back before resuming)."""
+    from emoflow.nets import train as trainer
+
+    real_info = trainer.log.info
+
+    def info(msg, *args):
+        real_info(msg, *args)
+        if msg.startswith("epoch") and args[0] == epoch:
+            raise Interrupted
+
+    monkeypatch.setattr(trainer.log, "info", info)
+    return real_info
+
+
 def make_video(path, duration=1.0, size=(64, 48), fps=10, audio=True, tone=440, pattern="testsrc2", extra=()):
     """A real H.264(+AAC) file from ffmpeg's test sources."""
     path = Path(path)

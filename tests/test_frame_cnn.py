@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import Interrupted, stop_training_in_epoch
 from emoflow.errors import EmoflowError
 from emoflow.features import face_images
 from emoflow.faces.read import Clip
@@ -102,19 +103,9 @@ def test_resume_continues_where_training_stopped(tmp_path, monkeypatch):
 
     ref_net, ref = run(None)
 
-    class Stop(Exception):
-        pass
-
-    real_info = trainer.log.info
-
-    def interrupt(msg, *args):  # stop in epoch 3, after epoch 2 was checkpointed
-        real_info(msg, *args)
-        if msg.startswith("epoch") and args[0] == 3:
-            raise Stop
-
-    monkeypatch.setattr(trainer.log, "info", interrupt)
+    real_info = stop_training_in_epoch(monkeypatch, 3)  # after epoch 2 was checkpointed
     resume = tmp_path / "resume"
-    with pytest.raises(Stop):
+    with pytest.raises(Interrupted):
         run(str(resume))
     monkeypatch.setattr(trainer.log, "info", real_info)
     net, res = run(str(resume))

@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import Interrupted, stop_training_in_epoch
 from emoflow.errors import EmoflowError
 from emoflow.nets import ldl
 from emoflow.robustness import metrics
@@ -241,6 +242,20 @@ def test_distribution_scores_and_auroc():
 # --------------------------------------------------------------------------- a real tiny fit
 
 
+def _tiny_uncertainty(y, counts):
+    """Uncertainty targets for a tiny 3-class VGG (bottleneck fc of 16), K = 4, one warm-up epoch."""
+    return ldl.build_objective(
+        "uncertainty",
+        labels=y,
+        classes=["a", "b", "c"],
+        counts=counts,
+        layer="fc",
+        feat_dim=16,
+        batch_size=16,
+        cfg={"uncertainty": {"k": 4, "warmup_epochs": 1}},
+    )
+
+
 def test_uncertainty_targets_train_through_the_shared_loop():
     from emoflow.nets.frame import build
     from emoflow.nets.train import fit
@@ -252,16 +267,7 @@ def test_uncertainty_targets_train_through_the_shared_loop():
     x = (rng.random((n, 16, 16)) * 60 + y[:, None, None] * 60).astype(np.uint8)  # class shows in brightness
     counts = np.zeros((n, 8), np.float32)
     counts[np.arange(n), y] = 10
-    obj = ldl.build_objective(
-        "uncertainty",
-        labels=y,
-        classes=["a", "b", "c"],
-        counts=counts,
-        layer="fc",
-        feat_dim=16,
-        batch_size=16,
-        cfg={"uncertainty": {"k": 4, "warmup_epochs": 1}},
-    )
+    obj = _tiny_uncertainty(y, counts)
     model = build("vgg", classes, size=16, widths=(8, 16), convs=1, fc=16)
     cfg = {"epochs": 3, "batch_size": 16, "lr": 0.05, "precision": "fp32", "augment": {"erase": 0.0}}
     res = fit(model, x, y, x[:12], y[:12], cfg, torch.device("cpu"), 0.5, 0.25, objective=obj)
@@ -396,33 +402,14 @@ def test_an_interrupted_uncertainty_fit_resumes_with_its_lambdas(tmp_path, monke
 
     def run(resume):
         torch.manual_seed(0)
-        obj = ldl.build_objective(
-            "uncertainty",
-            labels=y,
-            classes=["a", "b", "c"],
-            counts=counts,
-            layer="fc",
-            feat_dim=16,
-            batch_size=16,
-            cfg={"uncertainty": {"k": 4, "warmup_epochs": 1}},
-        )
+        obj = _tiny_uncertainty(y, counts)
         net = build("vgg", 3, size=16, widths=(8, 16), convs=1, fc=16)
         return obj, trainer.fit(net, x, y, x[:10], y[:10], cfg, torch.device("cpu"), 0.5, 0.25, resume, objective=obj)
 
     ref_obj, ref = run(None)
 
-    class Stop(Exception):
-        pass
-
-    real_info = trainer.log.info
-
-    def interrupt(msg, *args):  # stop in epoch 3, after epoch 2 was checkpointed
-        real_info(msg, *args)
-        if msg.startswith("epoch") and args[0] == 3:
-            raise Stop
-
-    monkeypatch.setattr(trainer.log, "info", interrupt)
-    with pytest.raises(Stop):
+    real_info = stop_training_in_epoch(monkeypatch, 3)  # after epoch 2 was checkpointed
+    with pytest.raises(Interrupted):
         run(str(tmp_path / "resume"))
     monkeypatch.setattr(trainer.log, "info", real_info)
     obj, res = run(str(tmp_path / "resume"))

@@ -85,28 +85,14 @@ def _state_equal(a: dict, b: dict) -> None:
 def test_c3d_fit_never_reads_val_or_test(crop_corpus, tmp_path):
     import torch
 
-    from emoflow.features.fit import main
+    from test_c3d import CLASSES, _fit
 
-    from test_c3d import SMALL
-
+    assert crop_corpus[2] == CLASSES
     metas = []
     for i, (manifest, paths) in enumerate(crop_corpus[:2]):
         out = tmp_path / f"c3d{i}.json"
-        cfg = {"extractor": "c3d", **SMALL, "epochs": 3, "patience": 3, "data_root": "/nowhere"}
-        argv = [
-            "c3d",
-            str(out),
-            "--manifest",
-            manifest,
-            "--crops",
-            *paths,
-            "--config",
-            json.dumps(cfg),
-            "--classes",
-            json.dumps(crop_corpus[2]),
-        ]
-        assert main([*argv, "--threads", "1"]) == 0
-        metas.append((json.loads(out.read_text()), torch.load(out.with_suffix(".pt"), weights_only=True)))
+        meta = _fit(manifest, paths, out, epochs=3, patience=3)
+        metas.append((meta, torch.load(out.with_suffix(".pt"), weights_only=True)))
     (m0, w0), (m1, w1) = metas
     assert m0["history"] == [{**h, "seconds": g["seconds"]} for h, g in zip(m1["history"], m0["history"])]
     assert m0["best_epoch"] == m1["best_epoch"] and m0["holdout_videos"] == 4  # 2 of the 12 training speakers
