@@ -39,8 +39,8 @@ the fit's metadata (``model``, added by the workflow); ``init`` is only read by 
 there is one) for both.  Architecture: ``channels`` (one 3x3x3 conv block each), ``emb_dim``,
 ``dropout`` before the class layer, ``frames`` and ``size`` of the input clips.
 
-    python -m emoflow.features.c3d fit MANIFEST OUT.json --crops SHEET VIDEOS CROPS FACES [...]
-        --config JSON --classes JSON --threads N
+    python -m emoflow.features.fit c3d OUT.json --manifest MANIFEST --crops SHEET VIDEOS CROPS FACES [...]
+        --init [CHECKPOINT] --config JSON --classes JSON --threads N     (rule fit_c3d; fit_stage below)
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """TF-IDF of transcripts: the vocabulary and IDF are fitted on the training split only
-(``python -m emoflow.features.tfidf fit``, a corpus-level rule), saved as JSON, then
+(rule ``fit_tfidf``: ``python -m emoflow.features.fit tfidf``, which calls :func:`fit_stage`), saved as JSON, then
 applied per shard by the ``tfidf`` extractor."""
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ network is the workflow's own frame CNN (its trunk) with a small head.
 
 ``triplets``  faces and triplets by ``source_file``, the loss, mining, triplet accuracy
 ``model``     the embedding network (frame CNN trunk + head), load / embed
-``fit``       training (rule ``fit_expression_embedding``; ``python -m emoflow.similarity.fit``)
+``fit``       training (rule ``fit_expression_embedding``; ``python -m emoflow.features.fit expression_embedding``)
 ``extractor`` the ``expression_embedding`` extractor: 16 numbers per aligned face frame
 ``index``     a run's faces embedded once (rule ``similarity_index``: ``similarity/index.*``)
 ``search``    ``emoflow similar --run RESULTS QUERY``: nearest faces and a contact sheet
