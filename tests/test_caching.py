@@ -1,9 +1,13 @@
 """'Only changed stages rerun', proven on a private copy of the workflow and tiny videos.
 
-A second run has nothing to do; adding one video reruns only its shard; changing the
+A second run has nothing to do, also after every input was re-copied with a fresh
+modification time (a re-mounted data folder); adding one video reruns only its shard; changing the
 frames settings reruns frames and the faces that read them, but not audio; editing the
 audio stage's code reruns audio (and the audio features that read it) only.
 """
+
+import os
+import time
 
 import pytest
 import yaml
@@ -21,10 +25,17 @@ def test_only_changed_stages_rerun(tmp_path):
     work = tmp_path / "work"
     data = tmp_path / "data"
     rows = []
+    # clip0 lies above Snakemake's default checksum limit (1 MB): lossless noise, 2.6 MB
+    noisy = {
+        "size": (640, 480),
+        "pattern": "nullsrc",
+        "extra": ("-vf", "geq=lum='random(1)*255':cb=128:cr=128", "-crf", "0"),
+    }
     for i in range(6):
         vid = f"clip{i}"
-        make_video(data / f"{vid}.mp4", duration=0.6, size=(48, 32), fps=10, audio=i != 5)
+        make_video(data / f"{vid}.mp4", duration=0.6, fps=10, audio=i != 5, **(noisy if i == 0 else {"size": (48, 32)}))
         rows.append({"video_id": vid, "path": f"{vid}.mp4", "label": "happy", "split": "train"})
+    assert (data / "clip0.mp4").stat().st_size > 2_000_000
     manifest = write_manifest(data / "manifest.csv", rows)
     cfg = {
         "outdir": "results/t",
@@ -54,6 +65,17 @@ def test_only_changed_stages_rerun(tmp_path):
     again = snakemake(wf, work, *args, "-n")
     assert job_counts(again.stdout + again.stderr) == {}
     assert "Nothing to be done" in again.stdout + again.stderr
+
+    # 1b. the data folder re-copied (same bytes, fresh modification times): still nothing to
+    #     do, the large clip included (profiles/default: max-checksum-file-size)
+    time.sleep(1)  # newer than every output (a time in the future would be clock skew)
+    for f in data.iterdir():
+        os.utime(f)
+    again = snakemake(wf, work, *args, "-n")
+    assert job_counts(again.stdout + again.stderr) == {}, again.stdout[-2000:]
+    # ... which Snakemake's default limit would not give: clip0's shard reruns
+    default = snakemake(wf, work, *args, "-n", "--max-checksum-file-size", "1MB")
+    assert job_counts(default.stdout + default.stderr).get("probe") == 1
 
     # 2. one more video: one shard reruns (sheet, probe, frames, audio) + the summary
     new = "zz-new-clip"

@@ -20,7 +20,13 @@ from emoflow.yamlio import SCHEMA_DIR, load_yaml  # noqa: F401 - re-exported
 from emoflow.yamlio import schema as _schema
 
 DATA_ROOT_ENV = "EMOFLOW_DATA_ROOT"
+VOTES_DEFAULT = "{data_root}/ferplus/ferplus_votes.parquet"  # FER+ votes, the config schema's default
 PROTOCOL_DIR = Path(__file__).resolve().parent / "dataset" / "protocols"  # emoflow.dataset.splits reads them
+
+
+def data_path(value: str | None, root: str) -> str | None:
+    """A config path that may name the shared data root (``{data_root}/...``), expanded."""
+    return value.replace("{data_root}", str(root)) if isinstance(value, str) else value
 
 
 def schema(name: str = "config") -> dict:
@@ -104,9 +110,17 @@ def _check_labels(cfg: dict, source: str) -> None:
 
 
 def _check_experiments(cfg: dict, source: str) -> None:
-    """Experiments name existing features, encodings and classifiers; fusion names experiments;
+    """Features name registered extractors; experiments name existing features, encodings and
+    classifiers; fusion names experiments;
     ``model_from`` names a feature of the same extractor that has its own fit."""
+    from emoflow.features.registry import REGISTRY
+
     for name, params in cfg["features"].items():
+        if params["extractor"] not in REGISTRY:
+            raise ConfigError(
+                f"{source}: features.{name}.extractor: unknown extractor {params['extractor']!r} "
+                f"(known: {', '.join(sorted(REGISTRY))})"
+            )
         src = params.get("model_from")
         if src is None:
             continue
@@ -156,7 +170,7 @@ def finalize(cfg: dict, source: str = "config", base_dir: str | os.PathLike | No
         if not ds["manifest"]:
             raise ConfigError(f"{source}: dataset.manifest is required when dataset.source is 'manifest'")
         uses_root = "{data_root}" in ds["manifest"]
-        manifest = Path(ds["manifest"].replace("{data_root}", str(data_root)))
+        manifest = Path(data_path(ds["manifest"], data_root))
         if not manifest.is_absolute():  # relative to the working directory, as in Snakemake
             manifest = Path.cwd() / manifest
         if uses_root and not data_root.is_dir():
@@ -170,7 +184,7 @@ def finalize(cfg: dict, source: str = "config", base_dir: str | os.PathLike | No
     if ds["source"] == "corpus":
         corpus = ds["corpus"]
         uses_root = "{data_root}" in corpus["root"]
-        root = Path(corpus["root"].replace("{data_root}", str(data_root)))
+        root = Path(data_path(corpus["root"], data_root))
         if not root.is_absolute():
             root = Path.cwd() / root
         if not root.is_dir():

@@ -336,18 +336,18 @@ class C3D(Extractor):
         return Output(emb, clip.times[starts], clip.frames[starts])
 
 
-def _params(config: dict) -> dict:
-    """This extractor's parameters from the fit rule's config (entry + ``data_root``)."""
+def _params(config: dict, root: str) -> dict:
+    """This extractor's parameters from its config entry, ``{data_root}`` expanded."""
+    from emoflow.config import data_path
+
     cfg = dict(config)
-    root = cfg.pop("data_root", None)
     for k in ("extractor", "model"):
         cfg.pop(k, None)
     unknown = set(cfg) - set(C3D.defaults)
     if unknown:
         raise ValueError(f"c3d: unknown parameter(s) {sorted(unknown)} (accepted: {sorted(C3D.defaults)})")
     p = {**C3D.defaults, **cfg}
-    if p["init"] and root:
-        p["init"] = p["init"].replace("{data_root}", str(root))
+    p["init"] = data_path(p["init"], root)
     return p
 
 
@@ -360,7 +360,7 @@ def fit_stage(job) -> None:
     from emoflow.faces.read import iter_crops
 
     log = job.log
-    params = _params({**job.params, "data_root": job.data_root})
+    params = _params(job.params, job.data_root)
     classes = job.classes
     crops = job.inputs.get("crops", [])
     if len(crops) % 4 or not crops:

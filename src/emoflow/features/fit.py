@@ -43,7 +43,9 @@ class FitJob:
 
     def resolve(self, value: str | None) -> str | None:
         """A config path that may name the shared data root (``{data_root}/...``)."""
-        return value.replace("{data_root}", self.data_root) if isinstance(value, str) else value
+        from emoflow.config import data_path
+
+        return data_path(value, self.data_root)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emoflow.config import VOTES_DEFAULT
 from emoflow.errors import EmoflowError
 from emoflow.evaluate import metrics
 from emoflow.features.base import Extractor, Output
@@ -129,9 +130,6 @@ class FrameCNN(Extractor):
                     parts.append(torch.softmax(f["logits"], 1))
                 out.append(torch.cat(parts, 1).float().cpu().numpy())
         return Output(np.concatenate(out), clip.times, clip.frames)
-
-
-VOTES_DEFAULT = "{data_root}/ferplus/ferplus_votes.parquet"
 
 
 def fit(

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emoflow.config import VOTES_DEFAULT, data_path
 from emoflow.errors import EmoflowError
 
 
@@ -163,9 +164,9 @@ def main(argv=None) -> int:
     cfg = json.loads(args.config)
     root = cfg.pop("data_root", "") or ""
     net = dict(cfg["net"])
-    net["train"] = {**net["train"], "path": net["train"]["path"].replace("{data_root}", root)}
+    net["train"] = {**net["train"], "path": data_path(net["train"]["path"], root)}
     cfg["net"] = net
-    cfg["votes"] = (cfg.get("votes") or "{data_root}/ferplus/ferplus_votes.parquet").replace("{data_root}", root)
+    cfg["votes"] = data_path(cfg.get("votes") or VOTES_DEFAULT, root)
     try:
         if args.cmd == "fit":
             fit_one(

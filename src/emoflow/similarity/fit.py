@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emoflow.config import VOTES_DEFAULT, data_path
 from emoflow.nets import loop
 from emoflow.similarity import triplets as T
 
@@ -64,7 +65,7 @@ DEFAULTS = {
     # also predict the training faces' FER+ vote distributions (0: off); 2 was chosen on the
     # held-out training triplets (79.0% there against 78.2% without; bench/similarity.py)
     "votes_weight": 2.0,
-    "votes": "{data_root}/ferplus/ferplus_votes.parquet",
+    "votes": VOTES_DEFAULT,
     "refit": True,
     "seed": 0,
     "precision": "fp32",  # training steps: fp32 | bf16 (autocast; embedding is always fp32)
@@ -361,8 +362,7 @@ def resolve(params: dict, root: str) -> dict:
     out = dict(params)
     for key in ("trunk_model", "images", "triplets", "val_triplets", "votes"):
         out.setdefault(key, DEFAULTS[key])
-        if isinstance(out.get(key), str):
-            out[key] = out[key].replace("{data_root}", root)
+        out[key] = data_path(out.get(key), root)
     return out
 
 

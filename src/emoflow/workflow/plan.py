@@ -20,16 +20,12 @@ import json
 import sys
 from pathlib import Path
 
+from emoflow.config import VOTES_DEFAULT, data_path
 from emoflow.dataset import corpora, labels, splits
 from emoflow.dataset import shards as sharding
 from emoflow.errors import EmoflowError
 from emoflow.features import registry
 from emoflow.workflow.layout import Layout
-
-
-def data_path(value: str | None, root: str) -> str | None:
-    """A config path that may name the shared data root (``{data_root}/...``)."""
-    return value.replace("{data_root}", root) if value else value
 
 
 def fits_on_labels(params: dict, features: dict) -> bool:
@@ -223,7 +219,7 @@ class Plan:
         if self.targets_of(table) == "hard":
             return []
         votes = (self.features[table].get("training") or {}).get("votes")
-        return [self.data_path(votes or "{data_root}/ferplus/ferplus_votes.parquet")]
+        return [self.data_path(votes or VOTES_DEFAULT)]
 
     def fit_config(self, table: str) -> str:
         """A fitted extractor's config slice for its fit: the entry + ``data_root``;

@@ -136,30 +136,41 @@ FIT_SHELL = (
 )
 
 
-def fit_input_args(extractor: str, named) -> str:
-    """``--<kind> files...`` (shell-quoted) for each input kind the extractor's registry
-    :class:`~emoflow.features.registry.Fit` reads; ``named`` gives a kind's file(s) by key
-    (a dict) or attribute (a rule's named inputs)."""
-    import shlex
-
+def _fit_input_argv(extractor: str, named) -> list[str]:
+    """``--<kind> files...`` for each input kind the extractor's registry
+    :class:`~emoflow.features.registry.Fit` reads, in its order; ``named`` gives a kind's
+    file(s) by key (a dict) or attribute (a rule's named inputs)."""
     from emoflow.features.registry import entry
 
-    parts = []
-    for k in entry(extractor).fit.inputs:
-        files = named.get(k, []) if isinstance(named, dict) else getattr(named, k, [])
-        files = [files] if isinstance(files, str) else list(files)
-        parts.append(" ".join([f"--{k}", *(shlex.quote(str(p)) for p in files)]))
-    return " ".join(parts)
+    argv = []
+    for kind in entry(extractor).fit.inputs:
+        files = named.get(kind, []) if isinstance(named, dict) else getattr(named, kind, [])
+        argv += [f"--{kind}", *(str(p) for p in ([files] if isinstance(files, str) else files))]
+    return argv
+
+
+def fit_input_args(extractor: str, named) -> str:
+    """The same, shell-quoted (the fit rule's ``params.inputs``)."""
+    import shlex
+
+    return shlex.join(_fit_input_argv(extractor, named))
 
 
 def fit_argv(extractor: str, out: str, inputs: dict[str, list[str]], config: str, classes: str, threads: int):
     """``[module, *arguments]`` of the same fit outside the workflow (bench, tests)."""
-    from emoflow.features.registry import entry
-
-    argv = [FIT_MODULE, extractor, str(out)]
-    for kind in entry(extractor).fit.inputs:
-        argv += [f"--{kind}", *(str(p) for p in inputs.get(kind, []))]
-    return argv + ["--config", config, "--classes", classes, "--threads", str(int(threads))]
+    inputs = _fit_input_argv(extractor, inputs)
+    return [
+        FIT_MODULE,
+        extractor,
+        str(out),
+        *inputs,
+        "--config",
+        config,
+        "--classes",
+        classes,
+        "--threads",
+        str(int(threads)),
+    ]
 
 
 def chunk_commands(L, shard: str, manifest: str, config, threads, stages) -> list[tuple[str, list[str]]]:
