@@ -109,6 +109,10 @@ def snakemake(workflow: Path, workdir: Path, *args, check=True):
         str(workdir),
         "--cores",
         "2",
+        # Snakemake's own 1 s re-scheduling: profiles/default's 10 s window (less scheduler CPU
+        # on long runs) keeps a process alive up to 10 s after its last job, in every short run
+        "--max-jobs-per-timespan",
+        "100/1s",
         *args,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
