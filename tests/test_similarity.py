@@ -324,8 +324,17 @@ def test_nearest_neighbour_of_an_indexed_face_is_itself(tmp_path):
         write_crops(run / "crops" / "s001.parquet", {"c": videos["c"]}),
     ]
     stages = {"probe": {}, "frames": {}, "faces": {}}
+    # the fit as Snakemake's output cache leaves it: links in the run's models/ folder to
+    # files of other names in the cache
+    cache, fit = tmp_path / "cache", run / "models" / "expression_embedding"
+    cache.mkdir(), fit.mkdir(parents=True)
+    for suffix, name in ((".json", "h1_meta.json"), (".pt", "h1_model.pt")):
+        model.with_suffix(suffix).rename(cache / name)
+        (fit / f"expression_embedding{suffix}").symlink_to(cache / name)
+    model = fit / "expression_embedding.json"
     meta = I.build(run / "similarity" / "index.parquet", model, [str(c) for c in crops], stages)
     assert meta["n"] == 12 and meta["videos"] == 3 and meta["crops"] == ["crops/s000.parquet", "crops/s001.parquet"]
+    assert meta["model"] == "models/expression_embedding/expression_embedding.json"
     index = I.Index.load(run)
     assert index.x.shape == (12, 16) and np.allclose(np.linalg.norm(index.x, axis=1), 1.0, atol=1e-5)
     emb = I.Embedding(index.path(index.meta["model"]))

@@ -88,9 +88,12 @@ class Embedding:
 
 
 def _rel(path: str | Path, root: Path) -> str:
-    p = Path(path).resolve()
+    """``path`` relative to the run folder when inside it. Links are not followed: a fit
+    from Snakemake's output cache is a link into the cache whose weights file lies beside
+    the link, not beside its target."""
+    p = Path(os.path.abspath(path))
     try:
-        return str(p.relative_to(root.resolve()))
+        return str(p.relative_to(os.path.abspath(root)))
     except ValueError:
         return str(p)
 
