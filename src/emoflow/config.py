@@ -15,18 +15,13 @@ import os
 from pathlib import Path
 
 import jsonschema
+from emoflow.data_root import data_path
 from emoflow.errors import ConfigError
 from emoflow.yamlio import SCHEMA_DIR, load_yaml  # noqa: F401 - re-exported
 from emoflow.yamlio import schema as _schema
 
 DATA_ROOT_ENV = "EMOFLOW_DATA_ROOT"
-VOTES_DEFAULT = "{data_root}/ferplus/ferplus_votes.parquet"  # FER+ votes, the config schema's default
 PROTOCOL_DIR = Path(__file__).resolve().parent / "dataset" / "protocols"  # emoflow.dataset.splits reads them
-
-
-def data_path(value: str | None, root: str) -> str | None:
-    """A config path that may name the shared data root (``{data_root}/...``), expanded."""
-    return value.replace("{data_root}", str(root)) if isinstance(value, str) else value
 
 
 def schema(name: str = "config") -> dict:

@@ -338,7 +338,7 @@ class C3D(Extractor):
 
 def _params(config: dict, root: str) -> dict:
     """This extractor's parameters from its config entry, ``{data_root}`` expanded."""
-    from emoflow.config import data_path
+    from emoflow.data_root import data_path
 
     cfg = dict(config)
     for k in ("extractor", "model"):

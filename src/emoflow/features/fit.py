@@ -43,7 +43,7 @@ class FitJob:
 
     def resolve(self, value: str | None) -> str | None:
         """A config path that may name the shared data root (``{data_root}/...``)."""
-        from emoflow.config import data_path
+        from emoflow.data_root import data_path
 
         return data_path(value, self.data_root)
 

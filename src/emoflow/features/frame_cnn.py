@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emoflow.config import VOTES_DEFAULT
+from emoflow.data_root import VOTES_DEFAULT
 from emoflow.errors import EmoflowError
 from emoflow.evaluate import metrics
 from emoflow.features.base import Extractor, Output

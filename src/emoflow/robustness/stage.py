@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emoflow.config import VOTES_DEFAULT, data_path
+from emoflow.data_root import VOTES_DEFAULT, data_path
 from emoflow.errors import EmoflowError
 
 

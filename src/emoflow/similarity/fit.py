@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emoflow.config import VOTES_DEFAULT, data_path
+from emoflow.data_root import VOTES_DEFAULT, data_path
 from emoflow.nets import loop
 from emoflow.similarity import triplets as T
 

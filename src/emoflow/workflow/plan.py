@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from emoflow.config import VOTES_DEFAULT, data_path
+from emoflow.data_root import VOTES_DEFAULT, data_path
 from emoflow.dataset import corpora, labels, splits
 from emoflow.dataset import shards as sharding
 from emoflow.errors import EmoflowError
