@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emoflow.data_root import data_path
 from emoflow.dataset.holdout import fit_roles
 from emoflow.features.base import Extractor, Output
 from emoflow.nets import loop
@@ -338,8 +339,6 @@ class C3D(Extractor):
 
 def _params(config: dict, root: str) -> dict:
     """This extractor's parameters from its config entry, ``{data_root}`` expanded."""
-    from emoflow.data_root import data_path
-
     cfg = dict(config)
     for k in ("extractor", "model"):
         cfg.pop(k, None)

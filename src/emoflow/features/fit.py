@@ -22,6 +22,8 @@ import logging
 import sys
 from dataclasses import dataclass, field
 
+from emoflow.data_root import data_path
+
 
 @dataclass
 class FitJob:
@@ -43,8 +45,6 @@ class FitJob:
 
     def resolve(self, value: str | None) -> str | None:
         """A config path that may name the shared data root (``{data_root}/...``)."""
-        from emoflow.data_root import data_path
-
         return data_path(value, self.data_root)
 
 

@@ -158,19 +158,8 @@ def fit_input_args(extractor: str, named) -> str:
 
 def fit_argv(extractor: str, out: str, inputs: dict[str, list[str]], config: str, classes: str, threads: int):
     """``[module, *arguments]`` of the same fit outside the workflow (bench, tests)."""
-    inputs = _fit_input_argv(extractor, inputs)
-    return [
-        FIT_MODULE,
-        extractor,
-        str(out),
-        *inputs,
-        "--config",
-        config,
-        "--classes",
-        classes,
-        "--threads",
-        str(int(threads)),
-    ]
+    tail = ["--config", config, "--classes", classes, "--threads", str(int(threads))]
+    return [FIT_MODULE, extractor, str(out), *_fit_input_argv(extractor, inputs), *tail]
 
 
 def chunk_commands(L, shard: str, manifest: str, config, threads, stages) -> list[tuple[str, list[str]]]:
